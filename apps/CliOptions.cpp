@@ -1,0 +1,133 @@
+#include "CliOptions.hpp"
+
+#include <charconv>
+#include <sstream>
+
+#include "Errors.hpp"
+
+namespace moe::app {
+
+namespace {
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s;
+}
+}  // namespace
+
+CLI::Validator at_least(int64_t lo) {
+  return CLI::Validator(
+      [lo](std::string& v) -> std::string {
+        int64_t x = 0;
+        const auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+        if (ec != std::errc() || ptr != v.data() + v.size()) return "must be an integer (got '" + v + "')";
+        if (x < lo) return "must be >= " + std::to_string(lo) + " (got " + v + ")";
+        return {};
+      },
+      ">=" + std::to_string(lo));
+}
+
+ModelShape ModelOptions::resolve() const {
+  ModelShape s;
+  try {
+    s = preset_shape(preset);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(e.what());
+  }
+  if (experts) s.num_experts = experts;
+  if (hidden) s.hidden = hidden;
+  if (ffn) s.ffn = ffn;
+  if (top_k) s.top_k = top_k;
+  if (tokens >= 0) s.tokens = tokens;
+  if (!activation.empty()) s.activation = activation == "gpt-oss" ? Activation::GptOss : Activation::SwiGLU;
+  return s;
+}
+
+void add_model_options(CLI::App* cmd, ModelOptions& o) {
+  cmd->add_option("--preset", o.preset, "Model shape preset: " + join(preset_names()) +
+                                            " (shapes in docs/models.md; 'small' runs in seconds on 2 cores)")
+      ->capture_default_str()
+      ->group("Model");
+  cmd->add_option("--experts", o.experts, "N, number of experts (default: from --preset; must divide by the rank count)")
+      ->check(at_least(1))
+      ->group("Model");
+  cmd->add_option("--hidden", o.hidden, "D, hidden size (default: from --preset)")
+      ->check(at_least(1))
+      ->group("Model");
+  cmd->add_option("--ffn", o.ffn, "H, expert intermediate size (default: from --preset)")
+      ->check(at_least(1))
+      ->group("Model");
+  cmd->add_option("--top-k", o.top_k, "K, experts per token, 1..N (default: from --preset)")
+      ->check(at_least(1))
+      ->group("Model");
+  cmd->add_option("--tokens", o.tokens, "B, tokens per rank (default 2048; 0 is allowed)")
+      ->check(at_least(0))
+      ->group("Model");
+  cmd->add_option("--activation", o.activation,
+                  "Expert activation: swiglu, or gpt-oss (clamp limit 7.0, alpha 1.702, biases) "
+                  "(default: from --preset)")
+      ->check(CLI::IsMember({"swiglu", "gpt-oss"}))
+      ->group("Model");
+}
+
+void add_policy_options(CLI::App* cmd, PolicyParams& p) {
+  cmd->add_option("--alpha", p.alpha, "LLEP: per-rank capacity m_alpha = alpha * total/P, > 0")
+      ->capture_default_str()
+      ->group("Policy parameters");
+  cmd->add_option("--min-chunk", p.min_chunk, "LLEP: m, smallest spill worth a GEMM (slots), >= 1")
+      ->capture_default_str()
+      ->group("Policy parameters");
+  cmd->add_option("--lambda", p.lambda, "LLEP: rebalance only when EP's max/mean rank load >= lambda, >= 1")
+      ->capture_default_str()
+      ->group("Policy parameters");
+  cmd->add_option("--capacity-factor", p.capacity_factor,
+                  "capacity: each expert keeps at most ceil(cf * total_slots / N) slots, > 0")
+      ->capture_default_str()
+      ->group("Policy parameters");
+  cmd->add_option("--drop-policy", p.drop_policy,
+                  "capacity: which slots are dropped: position (keep the first C in global order) "
+                  "or probs (keep the C highest gate weights)")
+      ->capture_default_str()
+      ->group("Policy parameters");
+}
+
+void add_scenario_options(CLI::App* cmd, std::string& scenario, uint64_t& seed) {
+  cmd->add_option("--scenario", scenario,
+                  "Routing: balanced | router (the router's own top-K) | X:k (X% of token-slots into k hot "
+                  "experts, e.g. 95:1) | zipf:S (e.g. zipf:1.2) | trace:FILE.h5 (docs/scenarios.md)")
+      ->capture_default_str()
+      ->group("Routing");
+  cmd->add_option("--seed", seed, "Seed of weights, tokens and routing; same seed, same run")
+      ->capture_default_str()
+      ->group("Routing");
+}
+
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag) {
+  std::vector<int64_t> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    int64_t v = 0;
+    const auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size())
+      throw InputError(flag + ": '" + item + "' is not an integer (expected a comma-separated list like 1,2,3)");
+    out.push_back(v);
+  }
+  if (out.empty()) throw InputError(flag + ": empty list (expected a comma-separated list like 1,2,3)");
+  return out;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::string one_line_failure(const CLI::App* app, const CLI::Error& e) {
+  return "moe-ep: " + std::string(e.what()) + " (see 'moe-ep <command> --help')\n";
+}
+
+}  // namespace moe::app

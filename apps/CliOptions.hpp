@@ -1,0 +1,44 @@
+#pragma once
+// Flags shared by several subcommands, bound once here so that they are named
+// and documented the same everywhere.
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "Comparison.hpp"
+#include "ModelConfig.hpp"
+#include "Policy.hpp"
+
+namespace moe::app {
+
+/// Model shape flags; unset dimensions come from --preset.
+struct ModelOptions {
+  std::string preset = "small";
+  int experts = 0, hidden = 0, ffn = 0, top_k = 0;  // 0: from the preset
+  int64_t tokens = -1;                               // -1: the default (2048)
+  std::string activation;                            // "": from the preset
+  /// The shape; throws moe::InputError naming the flag.
+  ModelShape resolve() const;
+};
+void add_model_options(CLI::App* cmd, ModelOptions& opts);
+
+/// LLEP and capacity parameters.
+void add_policy_options(CLI::App* cmd, PolicyParams& params);
+
+/// --scenario, --seed.
+void add_scenario_options(CLI::App* cmd, std::string& scenario, uint64_t& seed);
+
+/// Parses a comma-separated list of integers; throws moe::InputError naming `flag`.
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag);
+/// Splits a comma-separated list of names.
+std::vector<std::string> split_list(const std::string& text);
+
+/// Integer flag validator: ">= lo", with a one-line message.
+CLI::Validator at_least(int64_t lo);
+
+/// One-line failure message for CLI11 parse errors.
+std::string one_line_failure(const CLI::App* app, const CLI::Error& e);
+
+}  // namespace moe::app

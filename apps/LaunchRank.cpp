@@ -1,0 +1,66 @@
+#include "LaunchRank.hpp"
+
+#include <mpi.h>
+
+#include <Kokkos_Core.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+
+#include "Commands.hpp"
+#include "Communicator.hpp"
+#include "Errors.hpp"
+
+namespace moe::app {
+
+int launch_rank() {
+  for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"}) {
+    if (const char* v = std::getenv(var)) return std::atoi(v);
+  }
+  return 0;
+}
+
+namespace {
+std::string host_name() {
+  char name[MPI_MAX_PROCESSOR_NAME];
+  int len = 0;
+  MPI_Get_processor_name(name, &len);
+  return std::string(name, static_cast<size_t>(len));
+}
+
+// An error not every rank sees: report it with where it happened and abort the
+// whole job, so that no other rank waits forever in a collective.
+[[noreturn]] void abort_job(int rank, const std::string& what, int code) {
+  std::fprintf(stderr, "moe-ep: error on rank %d (%s): %s\n", rank, host_name().c_str(), what.c_str());
+  std::fflush(stderr);
+  MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
+}  // namespace
+
+int run_with_mpi(int argc, char** argv, const std::function<int()>& body) {
+  MPI_Init(&argc, &argv);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  int code = 0;
+  {
+    // Kokkos after MPI (each rank picks its device from its node-local rank on GPUs).
+    Kokkos::ScopeGuard kokkos(argc, argv);
+    try {
+      code = body();
+    } catch (const moe::InputError& e) {
+      if (!e.collective()) abort_job(rank, e.what(), kExitBadInput);
+      if (rank == 0) std::fprintf(stderr, "moe-ep: %s\n", e.what());
+      code = kExitBadInput;
+    } catch (const moe::CommError& e) {
+      abort_job(rank, e.what(), 3);
+    } catch (const std::exception& e) {
+      abort_job(rank, e.what(), 1);
+    }
+  }
+  MPI_Finalize();
+  return code;
+}
+
+}  // namespace moe::app

@@ -1,0 +1,126 @@
+#include "ResultReport.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+
+#include "Errors.hpp"
+
+namespace moe::app {
+
+namespace {
+double mib(int64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+template <class T>
+nlohmann::json optional_json(const std::optional<T>& v) {
+  return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+}  // namespace
+
+void print_table(const RunConfig& cfg, const ComparisonResult& res, std::FILE* out) {
+  const ModelShape& s = cfg.shape;
+  std::fprintf(out,
+               "# moe-ep compare: %d ranks, preset %s (N=%d D=%d H=%d K=%d, %s), %lld tokens/rank, scenario %s, "
+               "seed %llu, %d step(s) x %d layer(s)\n",
+               res.num_ranks, s.preset.c_str(), s.num_experts, s.hidden, s.ffn, s.top_k,
+               activation_name(s.activation).c_str(), static_cast<long long>(cfg.tokens_on(0)),
+               cfg.scenario.text.c_str(), static_cast<unsigned long long>(cfg.seed), cfg.steps, cfg.layers);
+  std::fprintf(out, "# %-9s %6s %11s %11s %10s %8s %11s %11s %9s %9s %12s\n", "policy", "status", "makespan_s",
+               "mean_busy_s", "max/mean", "speedup", "tokens_MiB", "weights_MiB", "peak_MiB", "dropped",
+               "max_rel_err");
+  for (const auto& p : res.policies) {
+    int64_t peak = 0;
+    for (int64_t b : p.rank_peak_bytes) peak = std::max(peak, b);
+    char err[32] = "-";
+    if (p.max_rel_err) std::snprintf(err, sizeof err, "%.3e", p.exact ? *p.max_rel_err : *p.max_rel_err_full);
+    char speed[32] = "-";
+    if (std::isfinite(p.speedup_vs_ep)) std::snprintf(speed, sizeof speed, "%.2f", p.speedup_vs_ep);
+    if (p.status != "ok") {
+      std::fprintf(out, "  %-9s %6s %s\n", p.name.c_str(), p.status.c_str(), p.status_detail.c_str());
+      continue;
+    }
+    std::fprintf(out, "  %-9s %6s %11.4f %11.4f %10.2f %8s %11.2f %11.2f %9.2f %9lld %12s\n", p.name.c_str(),
+                 p.status.c_str(), p.makespan_s, p.mean_busy_s(), p.slot_imbalance(), speed, mib(p.token_bytes),
+                 mib(p.weight_bytes), mib(peak), static_cast<long long>(p.dropped_slots), err);
+  }
+  std::fprintf(out, "# makespan = sum over layer-steps of the busiest rank's busy (CPU) time; max/mean = rank slots\n");
+  std::fprintf(out, "# max_rel_err: exact policies vs the reference; dropping policies vs the full reference\n");
+  const std::string best = res.fastest_exact();
+  if (!best.empty()) {
+    double speed = NAN;
+    for (const auto& p : res.policies)
+      if (p.name == best) speed = p.speedup_vs_ep;
+    if (std::isfinite(speed))
+      std::fprintf(out, "# verdict: fastest exact policy is %s (%.2fx the speed of ep)\n", best.c_str(), speed);
+    else
+      std::fprintf(out, "# verdict: fastest exact policy is %s\n", best.c_str());
+  }
+  std::fflush(out);
+}
+
+nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& res) {
+  const ModelShape& s = cfg.shape;
+  nlohmann::json config = {
+      {"ranks", res.num_ranks},
+      {"preset", s.preset},
+      {"experts", s.num_experts},
+      {"hidden", s.hidden},
+      {"ffn", s.ffn},
+      {"top_k", s.top_k},
+      {"activation", activation_name(s.activation)},
+      {"tokens", s.tokens},
+      {"tokens_per_rank", cfg.tokens_per_rank},
+      {"scenario", cfg.scenario.text},
+      {"drift", cfg.drift},
+      {"seed", cfg.seed},
+      {"steps", cfg.steps},
+      {"layers", cfg.layers},
+      {"warmup", cfg.warmup},
+      {"check", cfg.check},
+      {"alpha", cfg.params.alpha},
+      {"min_chunk", cfg.params.min_chunk},
+      {"lambda", cfg.params.lambda},
+      {"capacity_factor", cfg.params.capacity_factor},
+      {"drop_policy", cfg.params.drop_policy},
+  };
+  nlohmann::json policies = nlohmann::json::array();
+  for (const auto& p : res.policies) {
+    policies.push_back({
+        {"name", p.name},
+        {"status", p.status},
+        {"status_detail", p.status_detail},
+        {"exact", p.exact},
+        {"rank_slots", p.rank_slots},
+        {"rank_busy_s", p.rank_busy_s},
+        {"rank_peak_bytes", p.rank_peak_bytes},
+        {"slot_imbalance", p.slot_imbalance()},
+        {"token_bytes", p.token_bytes},
+        {"weight_bytes", p.weight_bytes},
+        {"dropped_slots", p.dropped_slots},
+        {"makespan_s", p.makespan_s},
+        {"wall_s", p.wall_s},
+        {"mean_busy_s", p.mean_busy_s()},
+        {"speedup_vs_ep", number_or_null(p.speedup_vs_ep)},
+        {"max_rel_err", optional_json(p.max_rel_err)},
+        {"max_rel_err_full", optional_json(p.max_rel_err_full)},
+    });
+  }
+  return {{"config", config}, {"policies", policies}, {"fastest_exact", res.fastest_exact()}};
+}
+
+void write_file_atomically(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) throw InputError("cannot write '" + tmp + "' (does the directory exist and is it writable?)", false);
+    f << content;
+    f.flush();
+    if (!f) throw InputError("failed writing '" + tmp + "' (disk full?)", false);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw InputError("cannot rename '" + tmp + "' to '" + path + "'", false);
+}
+
+}  // namespace moe::app

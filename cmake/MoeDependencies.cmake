@@ -1,0 +1,61 @@
+# Finds the project's dependencies and repairs the known quirks of Debian's
+# Trilinos packages without touching a cluster's own installs.
+
+find_package(MPI REQUIRED COMPONENTS C CXX)
+find_package(Kokkos REQUIRED)
+find_package(KokkosKernels REQUIRED)
+find_package(HDF5 REQUIRED COMPONENTS C)
+find_package(CLI11 QUIET CONFIG)
+find_package(nlohmann_json 3 REQUIRED)
+find_package(Threads REQUIRED)
+
+# Debian's Kokkos config points Kokkos::kokkos at <prefix>/include, which does
+# not exist; the headers live in /usr/include/trilinos. Repair only when the
+# configured directory is missing so that a cluster's Kokkos is left alone.
+get_target_property(_moe_kokkos_inc Kokkos::kokkos INTERFACE_INCLUDE_DIRECTORIES)
+set(_moe_kokkos_inc_ok TRUE)
+foreach(_dir IN LISTS _moe_kokkos_inc)
+  if(NOT _dir MATCHES "^\\$<" AND NOT EXISTS "${_dir}")
+    set(_moe_kokkos_inc_ok FALSE)
+  endif()
+endforeach()
+if(NOT _moe_kokkos_inc_ok)
+  find_path(MOE_KOKKOS_INCLUDE_DIR Kokkos_Core.hpp PATH_SUFFIXES trilinos REQUIRED)
+  set_target_properties(Kokkos::kokkos PROPERTIES
+    INTERFACE_INCLUDE_DIRECTORIES "${MOE_KOKKOS_INCLUDE_DIR}")
+  message(STATUS "Repaired Kokkos::kokkos include directory -> ${MOE_KOKKOS_INCLUDE_DIR}")
+endif()
+
+# Trilinos exports trilinos_kokkoskernels, a standalone install Kokkos::kokkoskernels.
+if(TARGET Kokkos::kokkoskernels)
+  set(MOE_KOKKOSKERNELS_TARGET Kokkos::kokkoskernels)
+elseif(TARGET trilinos_kokkoskernels)
+  set(MOE_KOKKOSKERNELS_TARGET trilinos_kokkoskernels)
+else()
+  message(FATAL_ERROR "Kokkos Kernels found but neither Kokkos::kokkoskernels nor trilinos_kokkoskernels is defined")
+endif()
+
+# Kokkos headers emit C++20 deprecation warnings: keep them -isystem so -Werror
+# applies to our code only.
+foreach(_tgt Kokkos::kokkos ${MOE_KOKKOSKERNELS_TARGET})
+  get_target_property(_inc ${_tgt} INTERFACE_INCLUDE_DIRECTORIES)
+  if(_inc)
+    set_property(TARGET ${_tgt} APPEND PROPERTY INTERFACE_SYSTEM_INCLUDE_DIRECTORIES ${_inc})
+  endif()
+endforeach()
+
+# CLI11 2.1 on Debian ships a config; fall back to the header alone.
+if(NOT TARGET CLI11::CLI11)
+  find_path(MOE_CLI11_INCLUDE_DIR CLI/CLI.hpp REQUIRED)
+  add_library(CLI11::CLI11 INTERFACE IMPORTED)
+  set_target_properties(CLI11::CLI11 PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${MOE_CLI11_INCLUDE_DIR}")
+endif()
+
+# Does the Kokkos we found have the CUDA backend? Then the CUDA parts are on.
+include(CheckCXXSymbolExists)
+if(Kokkos_ENABLE_CUDA OR "CUDA" IN_LIST Kokkos_DEVICES)
+  set(MOE_KOKKOS_HAS_CUDA ON)
+  set(MOE_ENABLE_CUDA ON CACHE BOOL "" FORCE)
+else()
+  set(MOE_KOKKOS_HAS_CUDA OFF)
+endif()

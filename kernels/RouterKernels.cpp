@@ -1,0 +1,54 @@
+#include "RouterKernels.hpp"
+
+#include "KokkosMath.hpp"
+
+namespace moe {
+
+void topk_experts(const ConstUnmanagedMatrix& logits, int top_k, const ExpertIdVector& expert_ids) {
+  const int64_t B = static_cast<int64_t>(logits.extent(0));
+  const int N = static_cast<int>(logits.extent(1));
+  const int K = top_k;
+  Kokkos::parallel_for(
+      "moe::topk_experts", Kokkos::RangePolicy<ExecSpace>(0, B), KOKKOS_LAMBDA(const int64_t t) {
+        // The k-th pick is the best element strictly after the (k-1)-th pick in
+        // the order (logit desc, id asc): O(K*N), no scratch memory.
+        float prev_v = 0.0f;
+        int prev_e = -1;
+        for (int k = 0; k < K; ++k) {
+          int best = -1;
+          float best_v = 0.0f;
+          for (int e = 0; e < N; ++e) {
+            const float v = logits(t, e);
+            const bool after_prev = prev_e < 0 || v < prev_v || (v == prev_v && e > prev_e);
+            if (!after_prev) continue;
+            if (best < 0 || v > best_v) {
+              best = e;
+              best_v = v;
+            }
+          }
+          expert_ids(t * K + k) = best;
+          prev_v = best_v;
+          prev_e = best;
+        }
+      });
+}
+
+void chosen_softmax(const ConstUnmanagedMatrix& logits, const ExpertIdVector& expert_ids, int top_k,
+                    const Vector& gates) {
+  const int64_t B = static_cast<int64_t>(logits.extent(0));
+  const int K = top_k;
+  Kokkos::parallel_for(
+      "moe::chosen_softmax", Kokkos::RangePolicy<ExecSpace>(0, B), KOKKOS_LAMBDA(const int64_t t) {
+        float mx = logits(t, expert_ids(t * K));
+        for (int k = 1; k < K; ++k) mx = kmath::max(mx, logits(t, expert_ids(t * K + k)));
+        float sum = 0.0f;
+        for (int k = 0; k < K; ++k) {
+          const float g = kmath::exp(logits(t, expert_ids(t * K + k)) - mx);
+          gates(t * K + k) = g;
+          sum += g;
+        }
+        for (int k = 0; k < K; ++k) gates(t * K + k) /= sum;
+      });
+}
+
+}  // namespace moe

@@ -1,0 +1,87 @@
+#pragma once
+// A placement plan: which rank computes which of each expert's token-slots,
+// which expert weights move, and which slots are dropped.
+//
+// Slots of expert e are numbered in the expert's *global slot order*: rank 0's
+// slots of e first (in rank 0's local order), then rank 1's, and so on. A plan
+// gives each expert a list of ranges [start, end) in that order, each owned by
+// one rank. Every rank computes the same plan from the all-gathered loads, so
+// each rank can tell, from the counts alone, where each of its slots goes.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moe {
+
+/// Per-rank, per-expert slot counts as all-gathered at the start of a step.
+struct LoadMatrix {
+  int num_ranks = 0;
+  int num_experts = 0;
+  std::vector<int64_t> counts;  // row-major [rank][expert]
+
+  LoadMatrix() = default;
+  LoadMatrix(int ranks, int experts)
+      : num_ranks(ranks), num_experts(experts), counts(static_cast<size_t>(ranks) * experts, 0) {}
+
+  int64_t& at(int rank, int expert) { return counts[static_cast<size_t>(rank) * num_experts + expert]; }
+  int64_t at(int rank, int expert) const { return counts[static_cast<size_t>(rank) * num_experts + expert]; }
+  /// Global load of each expert (sum over ranks).
+  std::vector<int64_t> expert_loads() const;
+  /// Builds a one-rank matrix from global expert loads (for the planner CLI).
+  static LoadMatrix from_expert_loads(const std::vector<int64_t>& loads);
+};
+
+/// A contiguous range of an expert's global slot order computed by one rank.
+struct SlotRange {
+  int rank = 0;
+  int64_t start = 0;
+  int64_t end = 0;  // exclusive
+  int64_t size() const { return end - start; }
+  bool operator==(const SlotRange&) const = default;
+};
+
+/// Expert e's weights move from its native rank to a helper rank.
+struct WeightTransfer {
+  int expert = 0;
+  int src = 0;
+  int dst = 0;
+  bool operator==(const WeightTransfer&) const = default;
+};
+
+/// How slots are numbered within an expert before the plan's ranges apply.
+enum class SlotOrder {
+  Position,       // global slot order as described above
+  GateDescending  // by gate weight, highest first, ties by global position
+};
+
+struct Plan {
+  std::string policy;
+  int num_ranks = 0;
+  int num_experts = 0;
+  SlotOrder slot_order = SlotOrder::Position;
+  /// assignments[e]: ranges of expert e in increasing order; they cover
+  /// [0, load[e] - dropped[e]) exactly. Slots at or past the covered end are dropped.
+  std::vector<std::vector<SlotRange>> assignments;
+  std::vector<WeightTransfer> transfers;
+  std::vector<int64_t> dropped;  // per expert
+
+  /// Slots each rank computes under this plan.
+  std::vector<int64_t> rank_loads() const;
+  int64_t total_dropped() const;
+  bool operator==(const Plan&) const = default;
+};
+
+/// Native rank of expert e under standard EP: e / (N / P).
+inline int native_rank(int expert, int num_experts, int num_ranks) {
+  return expert / (num_experts / num_ranks);
+}
+
+/// max/mean of a vector of rank loads (1.0 when all are zero).
+double imbalance(const std::vector<int64_t>& rank_loads);
+
+/// Checks the structural invariants of a plan against the loads it was made
+/// for; returns an empty string when the plan is valid, else what is wrong.
+std::string validate_plan(const Plan& plan, const std::vector<int64_t>& expert_loads);
+
+}  // namespace moe

@@ -1,0 +1,49 @@
+#pragma once
+// The placement-policy interface: a pure, deterministic function of the
+// all-gathered loads to a Plan. Every rank calls it with the same input and
+// gets the same plan; no rank broadcasts plans.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "Plan.hpp"
+
+namespace moe {
+
+/// Parameters of all policies; each policy reads the ones it knows.
+struct PolicyParams {
+  double alpha = 1.0;            // LLEP: per-rank capacity factor m_alpha = alpha * total / P
+  int64_t min_chunk = 1024;      // LLEP: smallest spill worth a GEMM (m)
+  double lambda = 1.3;           // LLEP: rebalance only when EP max/mean >= lambda
+  double capacity_factor = 1.0;  // capacity: C = ceil(cf * total_slots / N)
+  std::string drop_policy = "position";  // capacity: "position" or "probs"
+};
+
+class PlacementPolicy {
+ public:
+  virtual ~PlacementPolicy() = default;
+  virtual std::string name() const = 0;
+  /// Does the policy compute the layer exactly (no dropped slots, ever)?
+  virtual bool exact() const = 0;
+  virtual Plan plan(const LoadMatrix& loads, int num_ranks) const = 0;
+};
+
+using PolicyFactory = std::function<std::unique_ptr<PlacementPolicy>(const PolicyParams&)>;
+
+/// Names of the registered policies, in registration order.
+std::vector<std::string> policy_names();
+/// Creates a policy by name; throws std::invalid_argument naming the valid ones.
+std::unique_ptr<PlacementPolicy> make_policy(const std::string& name, const PolicyParams& params);
+/// Checks the parameters; returns "" or a one-line reason naming the flag.
+std::string validate_policy_params(const PolicyParams& params);
+
+// Factories, one per policy file; registered in PolicyRegistry.cpp.
+std::unique_ptr<PlacementPolicy> make_ep_policy(const PolicyParams& params);
+
+/// The standard EP plan: every expert whole on its native rank. Shared by the
+/// policies that fall back to it.
+Plan ep_plan(const std::vector<int64_t>& expert_loads, int num_ranks, const std::string& policy_name);
+
+}  // namespace moe

@@ -1,0 +1,50 @@
+#pragma once
+// One MoE layer under expert parallelism on one rank: its router, its native
+// experts, and the forward step that runs whatever plan a policy emits.
+
+#include <cstdint>
+
+#include "Communicator.hpp"
+#include "DispatchLayout.hpp"
+#include "ExpertFfn.hpp"
+#include "ExpertStore.hpp"
+#include "MemoryTracker.hpp"
+#include "ModelConfig.hpp"
+#include "Policy.hpp"
+#include "Router.hpp"
+#include "StepRecord.hpp"
+
+namespace moe {
+
+/// What a forward step leaves behind besides the output (for checks and reports).
+struct StepTrace {
+  Routing routing;
+  LoadMatrix loads;
+  Plan plan;
+  std::vector<int64_t> slot_row;  // per local slot: -1 when dropped
+};
+
+class MoeLayer {
+ public:
+  MoeLayer(const ModelShape& shape, int layer, uint64_t seed, ExpertIdSource source, Communicator& comm,
+           MemoryTracker& tracker);
+
+  /// route -> count -> all-gather counts -> plan -> permute -> all-to-all ->
+  /// weights -> experts -> reverse all-to-all -> un-permute and combine.
+  /// x: this rank's tokens (B x D); out: B x D.
+  StepRecord forward(const Matrix& x, const RoutingKey& key, const PlacementPolicy& policy, const Matrix& out,
+                     StepTrace* trace = nullptr);
+
+  const ModelShape& shape() const { return shape_; }
+  const ExpertStore& experts() const { return experts_; }
+
+ private:
+  ModelShape shape_;
+  Communicator& comm_;
+  MemoryTracker& tracker_;
+  Router router_;
+  ExpertStore experts_;
+  ActivationParams act_;
+};
+
+}  // namespace moe

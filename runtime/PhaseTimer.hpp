@@ -1,0 +1,77 @@
+#pragma once
+// Per-phase wall time and busy time. Busy time is this thread's CPU time,
+// which stays meaningful when several ranks share the cores of one node
+// (wall time then also counts the time another rank held the core).
+
+#include <time.h>
+
+#include <array>
+#include <chrono>
+
+namespace moe {
+
+enum class Phase { Route, Plan, Dispatch, Weights, Compute, Combine, Count };
+inline constexpr std::array<const char*, static_cast<size_t>(Phase::Count)> kPhaseNames = {
+    "route", "plan", "dispatch", "weights", "compute", "combine"};
+
+inline double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+inline double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+struct PhaseTimes {
+  std::array<double, static_cast<size_t>(Phase::Count)> wall{};
+  std::array<double, static_cast<size_t>(Phase::Count)> busy{};
+  double& wall_of(Phase p) { return wall[static_cast<size_t>(p)]; }
+  double& busy_of(Phase p) { return busy[static_cast<size_t>(p)]; }
+  double wall_total() const;
+  double busy_total() const;
+};
+
+inline double PhaseTimes::wall_total() const {
+  double s = 0;
+  for (double v : wall) s += v;
+  return s;
+}
+inline double PhaseTimes::busy_total() const {
+  double s = 0;
+  for (double v : busy) s += v;
+  return s;
+}
+
+/// Adds the wall time of its scope to one phase.
+class PhaseScope {
+ public:
+  PhaseScope(PhaseTimes& times, Phase phase) : times_(times), phase_(phase), t0_(wall_seconds()) {}
+  ~PhaseScope() { times_.wall_of(phase_) += wall_seconds() - t0_; }
+  PhaseScope(const PhaseScope&) = delete;
+  PhaseScope& operator=(const PhaseScope&) = delete;
+
+ private:
+  PhaseTimes& times_;
+  Phase phase_;
+  double t0_;
+};
+
+/// Adds the thread CPU time of its scope to one phase's busy time. Wrap local
+/// work only (kernels, GEMMs, planning), never a communication call: MPI
+/// busy-polls while it waits, which would count waiting as work.
+class BusyScope {
+ public:
+  BusyScope(PhaseTimes& times, Phase phase) : times_(times), phase_(phase), t0_(thread_cpu_seconds()) {}
+  ~BusyScope() { times_.busy_of(phase_) += thread_cpu_seconds() - t0_; }
+  BusyScope(const BusyScope&) = delete;
+  BusyScope& operator=(const BusyScope&) = delete;
+
+ private:
+  PhaseTimes& times_;
+  Phase phase_;
+  double t0_;
+};
+
+}  // namespace moe

@@ -1,0 +1,12 @@
+# Sourced by the scripts: repository root, build directory, MPI-as-root and
+# one-BLAS-thread-per-rank settings.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${MOE_BUILD_DIR:-$ROOT/build}"
+# Open MPI refuses root without these; harmless otherwise.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Several ranks per node must each use one BLAS thread, or they fight for cores.
+export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+# Quiet Open MPI's warnings about missing high-speed transports on laptops/CI.
+export OMPI_MCA_btl="${OMPI_MCA_btl:-self,vader,tcp}"
+export OMPI_MCA_rmaps_base_oversubscribe="${OMPI_MCA_rmaps_base_oversubscribe:-1}"
+jobs_for_build() { local n; n=$(nproc 2>/dev/null || echo 2); echo "$n"; }
