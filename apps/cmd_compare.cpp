@@ -5,7 +5,7 @@
 #include "CliOptions.hpp"
 #include "Commands.hpp"
 #include "Errors.hpp"
-#include "MpiCommunicator.hpp"
+#include "CommFactory.hpp"
 #include "ResultReport.hpp"
 
 namespace moe::app {
@@ -22,6 +22,7 @@ struct CompareOptions {
   int steps = 1, layers = 1, warmup = 1;
   bool check = false, quiet = false;
   std::string json_path;
+  std::string comm = "mpi";
 };
 
 void add_common(CLI::App* cmd, CompareOptions& o) {
@@ -44,6 +45,13 @@ void add_common(CLI::App* cmd, CompareOptions& o) {
   cmd->add_flag("--check", o.check,
                 "Compare every output with the single-process double-precision reference on rank 0 "
                 "(reports max_rel_err; meant for small shapes)")
+      ->group("Run");
+  std::string backends;
+  for (const auto& b : comm_backends()) backends += (backends.empty() ? "" : ", ") + b;
+  cmd->add_option("--comm", o.comm,
+                  "Communication backend: mpi (CPU, or GPU buffers staged through host), nccl (one GPU per rank). "
+                  "Built in: " + backends)
+      ->capture_default_str()
       ->group("Run");
   cmd->add_flag("--quiet", o.quiet, "No progress lines on stderr")->group("Output");
   cmd->add_option("--json", o.json_path, "Write the results as JSON to this file (docs/compare.md)")->group("Output");
@@ -72,14 +80,19 @@ RunConfig to_run_config(const CompareOptions& o, int num_ranks) {
 }
 
 int run_compare(const CompareOptions& o) {
-  MpiCommunicator comm;
-  const RunConfig cfg = to_run_config(o, comm.size());
-  const ComparisonResult result = run_comparison(cfg, comm);
-  if (comm.rank() == 0) {
+  std::unique_ptr<Communicator> comm;
+  try {
+    comm = make_communicator(o.comm);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(e.what());
+  }
+  const RunConfig cfg = to_run_config(o, comm->size());
+  const ComparisonResult result = run_comparison(cfg, *comm);
+  if (comm->rank() == 0) {
     print_table(cfg, result, stdout);
     if (!o.json_path.empty()) write_file_atomically(o.json_path, result_json(cfg, result).dump(2) + "\n");
   }
-  comm.barrier();
+  comm->barrier();
   return 0;
 }
 }  // namespace
