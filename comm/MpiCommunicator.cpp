@@ -7,9 +7,6 @@
 namespace moe {
 
 namespace {
-// Largest piece of a point-to-point payload, in bytes (below INT_MAX).
-constexpr int64_t kMaxChunkBytes = int64_t{1} << 30;
-
 int to_int(int64_t v, const char* what) {
   if (v < 0 || v > INT_MAX)
     throw CommError(std::string("MPI backend: ") + what + " = " + std::to_string(v) +
@@ -18,7 +15,8 @@ int to_int(int64_t v, const char* what) {
 }
 }  // namespace
 
-MpiCommunicator::MpiCommunicator(MPI_Comm comm) {
+MpiCommunicator::MpiCommunicator(MPI_Comm comm, int64_t max_chunk_bytes)
+    : max_chunk_bytes_(std::clamp<int64_t>(max_chunk_bytes, 1, INT_MAX)) {
   MPI_Comm_dup(comm, &comm_);
   MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
   MPI_Comm_rank(comm_, &rank_);
@@ -102,8 +100,8 @@ void MpiCommunicator::begin_exchange(std::span<const P2PMessage> sends, std::spa
   auto post = [&](const P2PMessage& m, bool is_send) {
     // Big payloads go in chunks on the same tag: MPI keeps messages between a
     // pair of ranks on one tag in order, so the chunks match up.
-    for (int64_t off = 0; off < m.bytes; off += kMaxChunkBytes) {
-      const int n = static_cast<int>(std::min(kMaxChunkBytes, m.bytes - off));
+    for (int64_t off = 0; off < m.bytes; off += max_chunk_bytes_) {
+      const int n = static_cast<int>(std::min(max_chunk_bytes_, m.bytes - off));
       MPI_Request req;
       if (is_send)
         check(MPI_Isend(static_cast<const char*>(m.send_buf) + off, n, MPI_BYTE, m.peer, m.tag, comm_, &req),

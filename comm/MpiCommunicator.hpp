@@ -15,7 +15,9 @@ class MpiCommunicator final : public Communicator {
  public:
   /// Wraps (a duplicate of) `comm`; errors on it return instead of aborting,
   /// and every call's code is checked.
-  explicit MpiCommunicator(MPI_Comm comm = MPI_COMM_WORLD);
+  /// `max_chunk_bytes` bounds one point-to-point message piece (tests lower it
+  /// to exercise chunking).
+  explicit MpiCommunicator(MPI_Comm comm = MPI_COMM_WORLD, int64_t max_chunk_bytes = int64_t{1} << 30);
   ~MpiCommunicator() override;
   MpiCommunicator(const MpiCommunicator&) = delete;
   MpiCommunicator& operator=(const MpiCommunicator&) = delete;
@@ -43,6 +45,7 @@ class MpiCommunicator final : public Communicator {
   int rank_ = 0;
   int size_ = 1;
   std::string host_;
+  int64_t max_chunk_bytes_;
   std::vector<MPI_Request> pending_;  // requests of the exchange in flight
 };
 

@@ -1,0 +1,153 @@
+// Kokkos kernels against plain loops in double.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "ExpertFfn.hpp"
+#include "Gemm.hpp"
+#include "Permute.hpp"
+#include "RouterKernels.hpp"
+
+using namespace moe;
+
+namespace {
+Matrix random_matrix(std::mt19937& rng, int64_t n, int64_t m, float scale = 1.0f) {
+  Matrix a("a", n, m);
+  auto h = Kokkos::create_mirror_view(a);
+  std::uniform_real_distribution<float> u(-scale, scale);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < m; ++j) h(i, j) = u(rng);
+  Kokkos::deep_copy(a, h);
+  return a;
+}
+
+double at(const Matrix& m, int64_t i, int64_t j) { return m(i, j); }  // Serial: host-accessible
+
+void expect_ffn_matches(bool gpt_oss) {
+  std::mt19937 rng(gpt_oss ? 2 : 1);
+  const int64_t n = 37, D = 24, H = 40;
+  Matrix x = random_matrix(rng, n, D, 2.0f);
+  Matrix w_gu = random_matrix(rng, D, 2 * H, 1.0f);  // large enough that the clamp triggers
+  Matrix w_d = random_matrix(rng, H, D, 0.3f);
+  Vector b_gu("b_gu", 2 * H), b_d("b_d", D);
+  for (int64_t j = 0; j < 2 * H; ++j) b_gu(j) = 0.01f * static_cast<float>(j);
+  for (int64_t j = 0; j < D; ++j) b_d(j) = -0.02f * static_cast<float>(j);
+  Matrix gu("gu", n, 2 * H), act("act", n, H), y("y", n, D);
+  ExpertWeightsView w{w_gu, w_d, gpt_oss ? b_gu.data() : nullptr, gpt_oss ? b_d.data() : nullptr};
+  ActivationParams p{gpt_oss, 7.0f, 1.702f};
+  expert_ffn(x, w, p, gu, act, y);
+  Kokkos::fence();
+  int clamped = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<double> a(H);
+    for (int64_t j = 0; j < H; ++j) {
+      double g = gpt_oss ? b_gu(j) : 0.0, u = gpt_oss ? b_gu(j + H) : 0.0;
+      for (int64_t d = 0; d < D; ++d) {
+        g += at(x, i, d) * at(w_gu, d, j);
+        u += at(x, i, d) * at(w_gu, d, j + H);
+      }
+      if (gpt_oss) {
+        clamped += (g > 7.0 || std::abs(u) > 7.0);
+        g = std::min(g, 7.0);
+        u = std::clamp(u, -7.0, 7.0);
+        a[j] = (u + 1.0) * g / (1.0 + std::exp(-1.702 * g));
+      } else {
+        a[j] = g / (1.0 + std::exp(-g)) * u;
+      }
+    }
+    for (int64_t d = 0; d < D; ++d) {
+      double ref = gpt_oss ? b_d(d) : 0.0;
+      for (int64_t j = 0; j < H; ++j) ref += a[j] * at(w_d, j, d);
+      ASSERT_NEAR(at(y, i, d), ref, 1e-4 * (1.0 + std::abs(ref))) << "row " << i << " col " << d;
+    }
+  }
+  if (gpt_oss) {
+    EXPECT_GT(clamped, 0) << "test data never exercised the clamp";
+  }
+}
+}  // namespace
+
+TEST(Kernels, GemmMatchesLoops) {
+  std::mt19937 rng(3);
+  Matrix a = random_matrix(rng, 17, 9), b = random_matrix(rng, 9, 13), c("c", 17, 13);
+  gemm_nn(a, b, c);
+  Kokkos::fence();
+  for (int i = 0; i < 17; ++i)
+    for (int j = 0; j < 13; ++j) {
+      double ref = 0;
+      for (int k = 0; k < 9; ++k) ref += at(a, i, k) * at(b, k, j);
+      ASSERT_NEAR(at(c, i, j), ref, 1e-5);
+    }
+}
+
+TEST(Kernels, SwigluExpertMatchesLoops) { expect_ffn_matches(false); }
+TEST(Kernels, GptOssExpertMatchesLoops) { expect_ffn_matches(true); }
+
+TEST(Kernels, GatherScatterCombine) {
+  std::mt19937 rng(4);
+  const int64_t B = 6, K = 2, D = 5;
+  Matrix y = random_matrix(rng, B * K, D);
+  IndexVector perm("perm", B * K);
+  std::vector<int64_t> p(B * K);
+  std::iota(p.begin(), p.end(), 0);
+  std::shuffle(p.begin(), p.end(), rng);
+  for (int64_t i = 0; i < B * K; ++i) perm(i) = p[i];
+  Matrix g("g", B * K, D), back("back", B * K, D);
+  gather_rows(y, perm, g);
+  scatter_rows(g, perm, back);
+  Kokkos::fence();
+  for (int64_t i = 0; i < B * K; ++i)
+    for (int64_t d = 0; d < D; ++d) {
+      ASSERT_EQ(at(g, i, d), at(y, p[i], d));
+      ASSERT_EQ(at(back, i, d), at(y, i, d));
+    }
+  // combine: slot (t,k) -> row perm(t*K+k), slot (2,1) dropped.
+  Vector gates("gates", B * K);
+  for (int64_t i = 0; i < B * K; ++i) gates(i) = 0.1f * static_cast<float>(i + 1);
+  IndexVector rows("rows", B * K);
+  for (int64_t i = 0; i < B * K; ++i) rows(i) = p[i];
+  rows(2 * K + 1) = -1;
+  Matrix out("out", B, D);
+  combine_slots(y, rows, gates, K, out);
+  Kokkos::fence();
+  for (int64_t t = 0; t < B; ++t)
+    for (int64_t d = 0; d < D; ++d) {
+      double ref = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        if (!(t == 2 && k == 1)) ref += gates(t * K + k) * at(y, p[t * K + k], d);
+      }
+      ASSERT_NEAR(at(out, t, d), ref, 1e-6);
+    }
+}
+
+TEST(Kernels, TopKAndChosenSoftmax) {
+  std::mt19937 rng(5);
+  const int64_t B = 50, N = 12;
+  const int K = 4;
+  Matrix logits = random_matrix(rng, B, N);
+  logits(0, 3) = logits(0, 7) = 5.0f;  // a tie: the smaller id comes first
+  ExpertIdVector ids("ids", B * K);
+  Vector gates("gates", B * K);
+  topk_experts(logits, K, ids);
+  chosen_softmax(logits, ids, K, gates);
+  Kokkos::fence();
+  EXPECT_EQ(ids(0), 3);
+  EXPECT_EQ(ids(1), 7);
+  for (int64_t t = 0; t < B; ++t) {
+    std::vector<int> order(N);
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return logits(t, a) > logits(t, b); });
+    double denom = 0;
+    for (int k = 0; k < K; ++k) denom += std::exp(static_cast<double>(logits(t, order[k])));
+    double sum = 0;
+    for (int k = 0; k < K; ++k) {
+      ASSERT_EQ(ids(t * K + k), order[k]);
+      ASSERT_NEAR(gates(t * K + k), std::exp(static_cast<double>(logits(t, order[k]))) / denom, 1e-6);
+      sum += gates(t * K + k);
+    }
+    ASSERT_NEAR(sum, 1.0, 1e-6);
+  }
+}
