@@ -5,32 +5,100 @@
 
 namespace moe {
 
+namespace {
+// One row of the activation. Plain pointers and no branches inside the loop,
+// so that host compilers vectorise it (with -fno-trapping-math, see CMake).
+template <bool GptOss, bool Bias>
+KOKKOS_INLINE_FUNCTION void activate_row(const float* __restrict g_row, const float* __restrict u_row,
+                                         const float* __restrict b_gu, float* __restrict a_row, int64_t H,
+                                         float limit, float alpha) {
+  for (int64_t j = 0; j < H; ++j) {
+    float g = g_row[j];
+    float u = u_row[j];
+    if constexpr (Bias) {
+      g += b_gu[j];
+      u += b_gu[j + H];
+    }
+    if constexpr (GptOss) {
+      // gpt-oss: clamp, then glu = g * sigmoid(alpha * g), out = (u + 1) * glu.
+      g = g > limit ? limit : g;
+      u = u > limit ? limit : (u < -limit ? -limit : u);
+      a_row[j] = (u + 1.0f) * (g * kmath::sigmoid(alpha * g));
+    } else {
+      a_row[j] = g * kmath::sigmoid(g) * u;
+    }
+  }
+}
+
+// Host builds compile the row loop for AVX-512, AVX2 and baseline x86-64 and
+// pick one at load time: the activation's exp would otherwise cost a large
+// share of a small expert's GEMM time (docs/performance.md).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__) && !defined(__clang__)
+#define MOE_HOST_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MOE_HOST_CLONES
+#endif
+
+MOE_HOST_CLONES void activate_rows_host(const float* gu, int64_t ld_gu, const float* b_gu, float* act, int64_t rows,
+                                        int64_t H, bool gpt_oss, float limit, float alpha) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* g_row = gu + i * ld_gu;
+    float* a_row = act + i * H;
+    if (gpt_oss && b_gu) activate_row<true, true>(g_row, g_row + H, b_gu, a_row, H, limit, alpha);
+    else if (gpt_oss) activate_row<true, false>(g_row, g_row + H, b_gu, a_row, H, limit, alpha);
+    else if (b_gu) activate_row<false, true>(g_row, g_row + H, b_gu, a_row, H, limit, alpha);
+    else activate_row<false, false>(g_row, g_row + H, b_gu, a_row, H, limit, alpha);
+  }
+}
+
+template <bool GptOss, bool Bias>
+void activate_device(const ConstUnmanagedMatrix& gu, const float* b_gu, float limit, float alpha,
+                     const UnmanagedMatrix& act) {
+  const int64_t n = static_cast<int64_t>(act.extent(0));
+  const int64_t H = static_cast<int64_t>(act.extent(1));
+  using Team = Kokkos::TeamPolicy<ExecSpace>::member_type;
+  // One team per row, the row's columns over the team's threads (coalesced).
+  Kokkos::parallel_for(
+      "moe::swiglu", Kokkos::TeamPolicy<ExecSpace>(static_cast<int>(n), Kokkos::AUTO),
+      KOKKOS_LAMBDA(const Team& team) {
+        const int64_t i = team.league_rank();
+        const float* g_row = &gu(i, 0);
+        float* a_row = &act(i, 0);
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, H), [&](const int64_t j) {
+          activate_row<GptOss, Bias>(g_row + j, g_row + H + j, Bias ? b_gu + j : nullptr, a_row + j, 1, limit,
+                                     alpha);
+        });
+      });
+}
+}  // namespace
+
 void swiglu_activation(const ConstUnmanagedMatrix& gu, const float* b_gu, const ActivationParams& p,
                        const UnmanagedMatrix& act) {
   const int64_t n = static_cast<int64_t>(act.extent(0));
   const int64_t H = static_cast<int64_t>(act.extent(1));
   if (n == 0) return;
-  const bool gpt_oss = p.gpt_oss;
-  const float limit = p.limit;
-  const float alpha = p.alpha;
-  Kokkos::parallel_for(
-      "moe::swiglu", Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>({0, 0}, {n, H}),
-      KOKKOS_LAMBDA(const int64_t i, const int64_t j) {
-        float g = gu(i, j);
-        float u = gu(i, j + H);
-        if (b_gu != nullptr) {
-          g += b_gu[j];
-          u += b_gu[j + H];
-        }
-        if (gpt_oss) {
-          // gpt-oss: clamp, then glu = g * sigmoid(alpha * g), out = (u + 1) * glu.
-          g = kmath::min(g, limit);
-          u = kmath::max(kmath::min(u, limit), -limit);
-          act(i, j) = (u + 1.0f) * (g * kmath::sigmoid(alpha * g));
-        } else {
-          act(i, j) = g * kmath::sigmoid(g) * u;
-        }
-      });
+  if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, MemSpace>::accessible) {
+    // Chunks of rows so that a threaded host backend still spreads the work.
+    constexpr int64_t kRows = 32;
+    const int64_t ld = static_cast<int64_t>(gu.extent(1));
+    const float* g = gu.data();
+    float* a = act.data();
+    const bool gpt_oss = p.gpt_oss;
+    const float limit = p.limit, alpha = p.alpha;
+    Kokkos::parallel_for(
+        "moe::swiglu", Kokkos::RangePolicy<Kokkos::DefaultHostExecutionSpace>(0, (n + kRows - 1) / kRows),
+        [=](const int64_t c) {
+          const int64_t first = c * kRows;
+          const int64_t rows = n - first < kRows ? n - first : kRows;
+          activate_rows_host(g + first * ld, ld, b_gu, a + first * H, rows, H, gpt_oss, limit, alpha);
+        });
+  } else if (p.gpt_oss) {
+    if (b_gu) activate_device<true, true>(gu, b_gu, p.limit, p.alpha, act);
+    else activate_device<true, false>(gu, b_gu, p.limit, p.alpha, act);
+  } else {
+    if (b_gu) activate_device<false, true>(gu, b_gu, p.limit, p.alpha, act);
+    else activate_device<false, false>(gu, b_gu, p.limit, p.alpha, act);
+  }
 }
 
 void add_row_bias(const UnmanagedMatrix& y, const float* bias) {
