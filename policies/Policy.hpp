@@ -41,6 +41,7 @@ std::string validate_policy_params(const PolicyParams& params);
 
 // Factories, one per policy file; registered in PolicyRegistry.cpp.
 std::unique_ptr<PlacementPolicy> make_ep_policy(const PolicyParams& params);
+std::unique_ptr<PlacementPolicy> make_llep_policy(const PolicyParams& params);      // LlepPolicy.cpp
 
 /// The standard EP plan: every expert whole on its native rank. Shared by the
 /// policies that fall back to it.
