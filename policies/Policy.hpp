@@ -41,7 +41,13 @@ std::string validate_policy_params(const PolicyParams& params);
 
 // Factories, one per policy file; registered in PolicyRegistry.cpp.
 std::unique_ptr<PlacementPolicy> make_ep_policy(const PolicyParams& params);
+std::unique_ptr<PlacementPolicy> make_capacity_policy(const PolicyParams& params);  // CapacityPolicy.cpp
 std::unique_ptr<PlacementPolicy> make_llep_policy(const PolicyParams& params);      // LlepPolicy.cpp
+
+/// Capacity of each expert under token dropping: ceil(cf * total_slots / N),
+/// at most total_slots (a larger C keeps the same slots); 0 without slots.
+/// CapacityPolicy.cpp.
+int64_t expert_capacity(double capacity_factor, int64_t total_slots, int num_experts);
 
 /// The standard EP plan: every expert whole on its native rank. Shared by the
 /// policies that fall back to it.

@@ -11,6 +11,7 @@ namespace {
 const std::vector<std::pair<std::string, PolicyFactory>>& registry() {
   static const std::vector<std::pair<std::string, PolicyFactory>> kRegistry = {
       {"ep", make_ep_policy},
+      {"capacity", make_capacity_policy},
       {"llep", make_llep_policy},
   };
   return kRegistry;

@@ -1,0 +1,72 @@
+// Capacity-based token dropping (GShard / Switch / Megatron style): experts
+// stay on their EP ranks and each keeps at most C = ceil(cf * total_slots / N)
+// slots; the rest are dropped. Bounded time and memory, but not exact.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <stdexcept>
+
+#include "Policy.hpp"
+
+namespace moe {
+
+int64_t expert_capacity(double capacity_factor, int64_t total_slots, int num_experts) {
+  if (num_experts <= 0 || total_slots <= 0) return 0;
+  double x = capacity_factor * static_cast<double>(total_slots) / num_experts;
+  // cf is a decimal the user typed (1.1, 1.25): a quotient within a few ulps
+  // of an integer is that integer, not the next one up (1.1 * 80 / 8 is
+  // 11.000000000000002 in doubles, and C must be 11).
+  const double nearest = std::round(x);
+  if (std::abs(x - nearest) <= 4 * std::numeric_limits<double>::epsilon() * std::max(1.0, nearest)) x = nearest;
+  // No expert has more than total_slots, so a larger capacity keeps the same
+  // slots (and a huge cf never overflows the cast).
+  return x >= static_cast<double>(total_slots) ? total_slots : static_cast<int64_t>(std::ceil(x));
+}
+
+namespace {
+
+/// Only the parameters the capacity policy reads, checked with the shared messages.
+void check_capacity_params(const PolicyParams& p) {
+  PolicyParams mine;
+  mine.capacity_factor = p.capacity_factor;
+  mine.drop_policy = p.drop_policy;
+  if (auto why = validate_policy_params(mine); !why.empty()) throw std::invalid_argument(why);
+}
+
+class CapacityPolicy final : public PlacementPolicy {
+ public:
+  explicit CapacityPolicy(const PolicyParams& p) : params_(p) { check_capacity_params(p); }
+  std::string name() const override { return "capacity"; }
+  bool exact() const override { return false; }
+
+  Plan plan(const LoadMatrix& loads, int num_ranks) const override {
+    const std::vector<int64_t> expert_loads = loads.expert_loads();
+    if (std::any_of(expert_loads.begin(), expert_loads.end(), [](int64_t l) { return l < 0; }))
+      throw std::invalid_argument("expert loads must be >= 0");
+    Plan plan = ep_plan(expert_loads, num_ranks, name());  // also checks N % P
+    // "probs" keeps the C highest gate weights: the runtime numbers each
+    // expert's slots by descending gate, so [0, C) is still the kept range.
+    plan.slot_order = params_.drop_policy == "probs" ? SlotOrder::GateDescending : SlotOrder::Position;
+    const int64_t total = std::accumulate(expert_loads.begin(), expert_loads.end(), int64_t{0});
+    const int64_t capacity = expert_capacity(params_.capacity_factor, total, plan.num_experts);
+    for (int e = 0; e < plan.num_experts; ++e) {
+      const int64_t kept = std::min(expert_loads[e], capacity);
+      plan.dropped[e] = expert_loads[e] - kept;
+      if (kept == 0) plan.assignments[e].clear();
+      else plan.assignments[e].front().end = kept;
+    }
+    return plan;
+  }
+
+ private:
+  PolicyParams params_;
+};
+
+}  // namespace
+
+std::unique_ptr<PlacementPolicy> make_capacity_policy(const PolicyParams& params) {
+  return std::make_unique<CapacityPolicy>(params);
+}
+
+}  // namespace moe
