@@ -84,6 +84,7 @@ nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& res) {
       {"lambda", cfg.params.lambda},
       {"capacity_factor", cfg.params.capacity_factor},
       {"drop_policy", cfg.params.drop_policy},
+      {"mem_budget_mib", cfg.mem_budget_mib},
   };
   nlohmann::json policies = nlohmann::json::array();
   for (const auto& p : res.policies) {
@@ -105,6 +106,8 @@ nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& res) {
         {"speedup_vs_ep", number_or_null(p.speedup_vs_ep)},
         {"max_rel_err", optional_json(p.max_rel_err)},
         {"max_rel_err_full", optional_json(p.max_rel_err_full)},
+        {"alpha_used", optional_json(p.alpha_used)},
+        {"oom_steps", p.oom_steps},
     });
   }
   return {{"config", config}, {"policies", policies}, {"fastest_exact", res.fastest_exact()}};

@@ -23,6 +23,7 @@ struct CompareOptions {
   bool check = false, quiet = false;
   std::string json_path;
   std::string comm = "mpi";
+  double mem_budget_mib = 0.0;
 };
 
 void add_common(CLI::App* cmd, CompareOptions& o) {
@@ -42,6 +43,12 @@ void add_common(CLI::App* cmd, CompareOptions& o) {
       ->capture_default_str()
       ->group("Run");
   cmd->add_option("--warmup", o.warmup, "Untimed warm-up steps per policy")->capture_default_str()->group("Run");
+  cmd->add_option("--mem-budget", o.mem_budget_mib,
+                  "Per-rank memory budget in MiB for the runtime's buffers (weights, activations, workspaces). "
+                  "A plan that needs more on some rank is reported as OOM and not run; LLEP lowers its alpha "
+                  "to fit (docs/policies.md). 0 = no budget")
+      ->capture_default_str()
+      ->group("Run");
   cmd->add_flag("--check", o.check,
                 "Compare every output with the single-process double-precision reference on rank 0 "
                 "(reports max_rel_err; meant for small shapes)")
@@ -75,6 +82,7 @@ RunConfig to_run_config(const CompareOptions& o, int num_ranks) {
   c.warmup = o.warmup;
   c.check = o.check;
   c.quiet = o.quiet;
+  c.mem_budget_mib = o.mem_budget_mib;
   if (auto why = validate_run_config(c, num_ranks); !why.empty()) throw InputError(why);
   return c;
 }

@@ -39,6 +39,7 @@ std::string validate_run_config(const RunConfig& c, int num_ranks) {
   if (c.layers < 1) return "--layers must be >= 1 (got " + std::to_string(c.layers) + ")";
   if (c.warmup < 0) return "--warmup must be >= 0 (got " + std::to_string(c.warmup) + ")";
   if (!(c.drift >= 0.0 && c.drift <= 1.0)) return "--drift must be in [0, 1] (got " + std::to_string(c.drift) + ")";
+  if (!(c.mem_budget_mib >= 0.0)) return "--mem-budget must be >= 0 MiB (got " + std::to_string(c.mem_budget_mib) + ")";
   if (c.policies.empty()) return "--policies must name at least one policy";
   for (const auto& p : c.policies) {
     try {
@@ -161,6 +162,10 @@ ComparisonResult run_comparison(const RunConfig& cfg, Communicator& comm, const 
       layers[0]->forward(x.view(), RoutingKey{cfg.seed, 0, 0, token_offset}, *p, out.view());
     }
 
+  std::optional<StepBudget> budget;
+  if (cfg.mem_budget_mib > 0.0)
+    budget = StepBudget{static_cast<int64_t>(cfg.mem_budget_mib * 1048576.0), cfg.params, cfg.layers};
+
   Progress progress(!cfg.quiet && me == 0, int64_t{cfg.steps} * cfg.layers * static_cast<int64_t>(policies.size()));
   std::vector<double> packed(kRecordDoubles), gathered(kRecordDoubles * P);
   for (int step = 0; step < cfg.steps; ++step) {
@@ -174,14 +179,26 @@ ComparisonResult run_comparison(const RunConfig& cfg, Communicator& comm, const 
       for (size_t pi = 0; pi < policies.size(); ++pi) {
         StepTrace trace;
         comm.barrier();  // policies start together, so waits are not charged to the next one
-        const StepRecord rec = layers[l]->forward(x.view(), key, *policies[pi], out.view(), &trace);
+        const StepRecord rec =
+            layers[l]->forward(x.view(), key, *policies[pi], out.view(), &trace, budget ? &*budget : nullptr);
+        PolicyResult& pr = result.policies[pi];
+        if (budget && policies[pi]->name() == "llep")
+          pr.alpha_used = std::min(pr.alpha_used.value_or(trace.alpha_used), trace.alpha_used);
+        if (!trace.executed) {
+          // The plan did not fit on some rank (the same verdict on every rank):
+          // report it and go on with the other policies.
+          if (pr.status == "ok") pr.status_detail = trace.oom_reason;
+          pr.status = "oom";
+          ++pr.oom_steps;
+          progress.tick(step, cfg.steps);
+          continue;
+        }
 
         pack(rec, packed.data());
         comm.allgather(packed, gathered);
         std::vector<StepRecord> per_rank;
         for (int r = 0; r < P; ++r) per_rank.push_back(unpack(gathered.data() + r * kRecordDoubles));
 
-        PolicyResult& pr = result.policies[pi];
         double max_busy = 0.0, max_wall = 0.0;
         for (int r = 0; r < P; ++r) {
           const StepRecord& s = per_rank[r];
@@ -234,7 +251,7 @@ ComparisonResult run_comparison(const RunConfig& cfg, Communicator& comm, const 
   for (const auto& p : result.policies)
     if (p.name == "ep") ep = &p;
   for (auto& p : result.policies)
-    if (ep && p.makespan_s > 0.0) p.speedup_vs_ep = ep->makespan_s / p.makespan_s;
+    if (ep && ep->status == "ok" && p.status == "ok" && p.makespan_s > 0.0) p.speedup_vs_ep = ep->makespan_s / p.makespan_s;
   return result;
 }
 

@@ -30,6 +30,7 @@ struct RunConfig {
   int warmup = 1;  // untimed steps per policy before measuring
   bool check = false;
   bool quiet = false;  // no progress on stderr
+  double mem_budget_mib = 0.0;  // per-rank budget of the runtime's buffers; 0 = none
   PolicyParams params;
   std::vector<std::string> policies{"ep"};
 
@@ -57,6 +58,8 @@ struct PolicyResult {
   double speedup_vs_ep = NAN;
   std::optional<double> max_rel_err;       // vs the reference with the same slots dropped
   std::optional<double> max_rel_err_full;  // vs the full reference (the price of dropping)
+  std::optional<double> alpha_used;        // LLEP under --mem-budget: the smallest alpha it needed
+  int oom_steps = 0;                       // layer-steps not run because the plan did not fit
 
   double slot_imbalance() const;  // max/mean of rank_slots
   double mean_busy_s() const;

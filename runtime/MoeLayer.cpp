@@ -37,7 +37,7 @@ MoeLayer::MoeLayer(const ModelShape& shape, int layer, uint64_t seed, ExpertIdSo
       act_{shape.activation == Activation::GptOss, shape.swiglu_limit, shape.swiglu_alpha} {}
 
 StepRecord MoeLayer::forward(const Matrix& x, const RoutingKey& key, const PlacementPolicy& policy, const Matrix& out,
-                             StepTrace* trace) {
+                             StepTrace* trace, const StepBudget* budget) {
   const int P = comm_.size(), me = comm_.rank();
   const int N = shape_.num_experts, K = shape_.top_k;
   const int64_t D = shape_.hidden, H = shape_.ffn;
@@ -71,6 +71,21 @@ StepRecord MoeLayer::forward(const Matrix& x, const RoutingKey& key, const Place
     {
       BusyScope busy(T, Phase::Plan);
       plan = policy.plan(loads, P);
+      if (budget) {
+        // Same verdict on every rank: it depends on the plan and loads only.
+        BudgetVerdict v = fit_to_budget(plan, policy, budget->params, loads, shape_, budget->num_layers, budget->bytes);
+        if (trace) trace->alpha_used = v.alpha_used;
+        if (!v.fits) {
+          if (trace) {
+            trace->executed = false;
+            trace->oom_reason = v.reason;
+            trace->loads = std::move(loads);
+            trace->plan = std::move(v.plan);
+          }
+          return rec;
+        }
+        plan = std::move(v.plan);
+      }
     }
     std::vector<float> gathered_gates;  // only for gate-ordered plans
     if (plan.slot_order == SlotOrder::GateDescending) {
