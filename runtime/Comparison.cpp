@@ -12,7 +12,9 @@
 
 namespace moe {
 
-double PolicyResult::slot_imbalance() const { return imbalance(rank_slots); }
+double PolicyResult::slot_imbalance() const {
+  return executed_steps > 0 ? imbalance_sum / executed_steps : imbalance(rank_slots);
+}
 
 double PolicyResult::mean_busy_s() const {
   if (rank_busy_s.empty()) return 0.0;
@@ -200,7 +202,9 @@ ComparisonResult run_comparison(const RunConfig& cfg, Communicator& comm, const 
         for (int r = 0; r < P; ++r) per_rank.push_back(unpack(gathered.data() + r * kRecordDoubles));
 
         double max_busy = 0.0, max_wall = 0.0;
+        std::vector<int64_t> step_slots(P);
         for (int r = 0; r < P; ++r) {
+          step_slots[r] = per_rank[r].slots_computed();
           const StepRecord& s = per_rank[r];
           pr.rank_slots[r] += s.slots_computed();
           pr.rank_busy_s[r] += s.busy_s();
@@ -211,6 +215,8 @@ ComparisonResult run_comparison(const RunConfig& cfg, Communicator& comm, const 
           max_busy = std::max(max_busy, s.busy_s());
           max_wall = std::max(max_wall, s.times.wall_total());
         }
+        pr.imbalance_sum += imbalance(step_slots);
+        ++pr.executed_steps;
         pr.makespan_s += max_busy;
         pr.wall_s += max_wall;
 

@@ -61,7 +61,12 @@ struct PolicyResult {
   std::optional<double> alpha_used;        // LLEP under --mem-budget: the smallest alpha it needed
   int oom_steps = 0;                       // layer-steps not run because the plan did not fit
 
-  double slot_imbalance() const;  // max/mean of rank_slots
+  double imbalance_sum = 0.0;            // sum over layer-steps of max/mean rank slots
+  int executed_steps = 0;                // layer-steps run (not OOM)
+
+  /// Mean over layer-steps of each step's max/mean rank slots (routing drifts
+  /// between steps, so the imbalance of the summed slots would understate it).
+  double slot_imbalance() const;
   double mean_busy_s() const;
 };
 
