@@ -15,8 +15,8 @@ int64_t expert_capacity(double capacity_factor, int64_t total_slots, int num_exp
   if (num_experts <= 0 || total_slots <= 0) return 0;
   double x = capacity_factor * static_cast<double>(total_slots) / num_experts;
   // cf is a decimal the user typed (1.1, 1.25): a quotient within a few ulps
-  // of an integer is that integer, not the next one up (1.1 * 80 / 8 is
-  // 11.000000000000002 in doubles, and C must be 11).
+  // of an integer is that integer, not the next one up (1.1 * 400 / 8 is
+  // 55.00000000000001 in doubles, and C must be 55).
   const double nearest = std::round(x);
   if (std::abs(x - nearest) <= 4 * std::numeric_limits<double>::epsilon() * std::max(1.0, nearest)) x = nearest;
   // No expert has more than total_slots, so a larger capacity keeps the same
