@@ -1,0 +1,106 @@
+#pragma once
+// A deliberately naive LLEP written straight from the text, to check
+// policies/LlepPolicy.cpp against: it re-sorts the other ranks before every
+// spill step and scans them for the first that qualifies, exactly as worded,
+// with none of the shortcuts of the real implementation. It also records which
+// ranks ever received a forced remainder (the only way past m_alpha).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <vector>
+
+#include "Policy.hpp"
+
+namespace moe::test {
+
+struct NaiveLlep {
+  Plan plan;
+  bool ran_lla = false;         // false: the EP fallback below lambda
+  int64_t m_alpha = 0;          // capacity per rank when LLA ran
+  std::vector<bool> forced;     // per rank: ever took a forced remainder
+};
+
+inline NaiveLlep naive_llep(const std::vector<int64_t>& loads, int P, const PolicyParams& params) {
+  const int N = static_cast<int>(loads.size());
+  NaiveLlep out;
+  out.forced.assign(P, false);
+  out.plan.policy = "llep";
+  out.plan.num_ranks = P;
+  out.plan.num_experts = N;
+  out.plan.assignments.resize(N);
+  out.plan.dropped.assign(N, 0);
+  const int M = N / P;
+
+  std::vector<int64_t> ep_rank(P, 0);
+  for (int e = 0; e < N; ++e) ep_rank[e / M] += loads[e];
+  if (imbalance(ep_rank) < params.lambda) {  // EP: every expert whole on e / M
+    for (int e = 0; e < N; ++e)
+      if (loads[e] > 0) out.plan.assignments[e].push_back({e / M, 0, loads[e]});
+    return out;
+  }
+  out.ran_lla = true;
+  const int64_t total = std::accumulate(loads.begin(), loads.end(), int64_t{0});
+  out.m_alpha = std::max<int64_t>(1, static_cast<int64_t>(std::floor(params.alpha * static_cast<double>(total / P))));
+  const int64_t m_alpha = out.m_alpha;
+  const int64_t m = params.min_chunk;
+
+  std::vector<int64_t> pending = ep_rank, assigned(P, 0);
+  std::vector<int> experts;
+  for (int e = 0; e < N; ++e)
+    if (loads[e] != 0) experts.push_back(e);
+  std::stable_sort(experts.begin(), experts.end(), [&](int a, int b) { return loads[a] > loads[b]; });
+
+  for (int e : experts) {
+    const int native = e / M;
+    auto& ranges = out.plan.assignments[e];
+    pending[native] -= loads[e];
+    int64_t take = std::min(loads[e], m_alpha - assigned[native] - pending[native]);
+    if (P == 1) take = loads[e];
+    if (take < 0) take = 0;
+    if (take > 0) ranges.push_back({native, 0, take});
+    assigned[native] += take;
+    int64_t cursor = take;
+    int64_t remainder = loads[e] - take;
+    while (remainder > 0) {
+      std::vector<int> others;
+      for (int r = 0; r < P; ++r)
+        if (r != native) others.push_back(r);
+      std::sort(others.begin(), others.end(), [&](int a, int b) {
+        const int64_t la = assigned[a] + pending[a], lb = assigned[b] + pending[b];
+        return la != lb ? la < lb : a < b;
+      });
+      int chosen = -1;
+      int64_t give = 0;
+      for (int q : others) {
+        const int64_t c = std::min(remainder, m_alpha - assigned[q] - pending[q]);
+        if (c > 0 && !(c < m && remainder > c)) {
+          chosen = q;
+          give = c;
+          break;
+        }
+      }
+      if (chosen < 0) {  // nobody qualifies: the first of the order takes it all
+        chosen = others.front();
+        give = remainder;
+        out.forced[chosen] = true;
+      }
+      const bool new_helper = std::none_of(ranges.begin(), ranges.end(), [&](const SlotRange& r) { return r.rank == chosen; });
+      if (new_helper) out.plan.transfers.push_back({e, native, chosen});
+      ranges.push_back({chosen, cursor, cursor + give});
+      assigned[chosen] += give;
+      cursor += give;
+      remainder -= give;
+    }
+    // The same rank continuing its own range is one range.
+    std::vector<SlotRange> merged;
+    for (const auto& r : ranges) {
+      if (!merged.empty() && merged.back().rank == r.rank && merged.back().end == r.start) merged.back().end = r.end;
+      else merged.push_back(r);
+    }
+    ranges = merged;
+  }
+  return out;
+}
+
+}  // namespace moe::test
