@@ -6,6 +6,8 @@
 #include <numeric>
 #include <stdexcept>
 
+#include <unistd.h>
+
 #include "MoeLayer.hpp"
 #include "Reference.hpp"
 #include "Router.hpp"
@@ -97,23 +99,30 @@ struct ReferenceData {
   std::vector<int32_t> expert_ids;
 };
 
+// Progress on stderr from rank 0: a live line on a terminal, and a line per
+// 10% in a log file (Slurm output), so long runs show where they are.
 class Progress {
  public:
-  Progress(bool enabled, int64_t total) : enabled_(enabled), total_(total), t0_(wall_seconds()) {}
+  Progress(bool enabled, int64_t total)
+      : enabled_(enabled), tty_(isatty(fileno(stderr)) != 0), total_(total), t0_(wall_seconds()) {}
   void tick(int step, int steps) {
     ++done_;
-    if (!enabled_) return;
+    if (!enabled_ || total_ == 0) return;
+    const int decile = static_cast<int>(10 * done_ / total_);
+    if (!tty_ && decile == last_decile_ && done_ != total_) return;
+    last_decile_ = decile;
     const double el = wall_seconds() - t0_;
-    const double eta = done_ > 0 ? el / static_cast<double>(done_) * static_cast<double>(total_ - done_) : 0.0;
-    std::fprintf(stderr, "\r[moe-ep] step %d/%d  %3.0f%%  elapsed %.1fs  ETA %.1fs   ", step + 1, steps,
-                 100.0 * static_cast<double>(done_) / static_cast<double>(total_), el, eta);
-    if (done_ == total_) std::fprintf(stderr, "\n");
+    const double eta = el / static_cast<double>(done_) * static_cast<double>(total_ - done_);
+    std::fprintf(stderr, "%s[moe-ep] step %d/%d  %3.0f%%  elapsed %.1fs  ETA %.1fs%s", tty_ ? "\r" : "", step + 1,
+                 steps, 100.0 * static_cast<double>(done_) / static_cast<double>(total_), el, eta,
+                 tty_ && done_ != total_ ? "   " : "\n");
     std::fflush(stderr);
   }
 
  private:
-  bool enabled_;
+  bool enabled_, tty_;
   int64_t total_, done_ = 0;
+  int last_decile_ = -1;
   double t0_;
 };
 
@@ -212,6 +221,7 @@ ComparisonResult run_comparison(const RunConfig& cfg, Communicator& comm, const 
           pr.token_bytes += s.bytes_tokens_sent;
           pr.weight_bytes += s.bytes_weights_sent;
           pr.dropped_slots += s.slots_dropped;
+          pr.routed_slots += s.slots_routed;
           max_busy = std::max(max_busy, s.busy_s());
           max_wall = std::max(max_wall, s.times.wall_total());
         }

@@ -53,6 +53,7 @@ struct PolicyResult {
   int64_t token_bytes = 0;               // bytes of tokens sent between ranks, all ranks
   int64_t weight_bytes = 0;              // bytes of expert weights sent, all ranks
   int64_t dropped_slots = 0;
+  int64_t routed_slots = 0;              // all ranks' slots over the measured layer-steps
   double makespan_s = 0.0;               // sum over layer-steps of the max busy over ranks
   double wall_s = 0.0;                   // sum over layer-steps of the max step wall time over ranks
   double speedup_vs_ep = NAN;
@@ -68,6 +69,7 @@ struct PolicyResult {
   /// between steps, so the imbalance of the summed slots would understate it).
   double slot_imbalance() const;
   double mean_busy_s() const;
+  double dropped_percent() const { return routed_slots > 0 ? 100.0 * dropped_slots / routed_slots : 0.0; }
 };
 
 struct ComparisonResult {
