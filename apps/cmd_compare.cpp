@@ -7,6 +7,7 @@
 #include "Errors.hpp"
 #include "CommFactory.hpp"
 #include "ResultReport.hpp"
+#include "TimelineOutput.hpp"
 
 namespace moe::app {
 
@@ -22,6 +23,7 @@ struct CompareOptions {
   int steps = 1, layers = 1, warmup = 1;
   bool check = false, quiet = false;
   std::string json_path;
+  std::string timeline_path;
   std::string comm = "mpi";
   double mem_budget_mib = 0.0;
 };
@@ -62,6 +64,10 @@ void add_common(CLI::App* cmd, CompareOptions& o) {
       ->group("Run");
   cmd->add_flag("--quiet", o.quiet, "No progress lines on stderr")->group("Output");
   cmd->add_option("--json", o.json_path, "Write the results as JSON to this file (docs/compare.md)")->group("Output");
+  cmd->add_option("--timeline", o.timeline_path,
+                  "Write an HDF5 timeline to this file: one row per (policy, step, layer, rank), flushed as each "
+                  "completes (docs/timeline-format.md; plot with tools/plot_timeline.py)")
+      ->group("Output");
 }
 
 RunConfig to_run_config(const CompareOptions& o, int num_ranks) {
@@ -95,7 +101,10 @@ int run_compare(const CompareOptions& o) {
     throw InputError(e.what());
   }
   const RunConfig cfg = to_run_config(o, comm->size());
-  const ComparisonResult result = run_comparison(cfg, *comm);
+  std::unique_ptr<TimelineOutput> timeline;  // collective: created before the first step
+  if (!o.timeline_path.empty()) timeline = std::make_unique<TimelineOutput>(o.timeline_path, cfg, *comm);
+  const ComparisonResult result = run_comparison(cfg, *comm, timeline ? timeline->observer() : StepObserver{});
+  if (timeline) timeline->close();
   if (comm->rank() == 0) {
     print_table(cfg, result, stdout);
     if (!o.json_path.empty()) write_file_atomically(o.json_path, result_json(cfg, result).dump(2) + "\n");

@@ -1,0 +1,110 @@
+#include "TimelineOutput.hpp"
+
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <stdexcept>
+#include <vector>
+
+#include "Errors.hpp"
+#include "ResultReport.hpp"
+#include "TimelineWriter.hpp"
+#include "version.hpp"
+
+namespace moe::app {
+
+namespace {
+
+constexpr size_t kHostChars = 256;
+
+// Every rank's host name, on every rank (one all-gather of fixed-size blocks).
+std::vector<std::string> gather_hostnames(Communicator& comm) {
+  char name[kHostChars] = {};
+  if (gethostname(name, kHostChars - 1) != 0) name[0] = '\0';
+  std::vector<int64_t> mine(kHostChars, 0), all(kHostChars * static_cast<size_t>(comm.size()), 0);
+  for (size_t i = 0; i < kHostChars && name[i]; ++i) mine[i] = static_cast<unsigned char>(name[i]);
+  comm.allgather(mine, all);
+  std::vector<std::string> hosts;
+  for (int r = 0; r < comm.size(); ++r) {
+    std::string h;
+    for (size_t i = 0; i < kHostChars; ++i) {
+      const int64_t c = all[static_cast<size_t>(r) * kHostChars + i];
+      if (c == 0) break;
+      h.push_back(static_cast<char>(c));
+    }
+    hosts.push_back(h);
+  }
+  return hosts;
+}
+
+TimelineHeader make_header(const RunConfig& cfg, int num_ranks, std::vector<std::string> hostnames) {
+  TimelineHeader h;
+  h.policies = cfg.policies;
+  h.num_ranks = num_ranks;
+  h.tool_version = MOE_EP_VERSION;
+  h.hostnames = std::move(hostnames);
+  h.start_time = iso8601_utc_now();
+  ComparisonResult empty;
+  empty.num_ranks = num_ranks;
+  const nlohmann::json config = result_json(cfg, empty)["config"];
+  h.config_json = config.dump();
+  h.policy_params_json = nlohmann::json{{"alpha", cfg.params.alpha},
+                                        {"min_chunk", cfg.params.min_chunk},
+                                        {"lambda", cfg.params.lambda},
+                                        {"capacity_factor", cfg.params.capacity_factor},
+                                        {"drop_policy", cfg.params.drop_policy}}
+                             .dump();
+  // Each config field also as its own root attribute (lists as JSON text).
+  for (const auto& [key, v] : config.items()) {
+    if (v.is_number_unsigned()) h.attributes.emplace_back(key, v.get<uint64_t>());
+    else if (v.is_number_integer()) h.attributes.emplace_back(key, v.get<int64_t>());
+    else if (v.is_number_float()) h.attributes.emplace_back(key, v.get<double>());
+    else if (v.is_boolean()) h.attributes.emplace_back(key, int64_t{v.get<bool>() ? 1 : 0});
+    else if (v.is_string()) h.attributes.emplace_back(key, v.get<std::string>());
+    else h.attributes.emplace_back(key, v.dump());
+  }
+  return h;
+}
+
+}  // namespace
+
+TimelineOutput::TimelineOutput(const std::string& path, const RunConfig& cfg, Communicator& comm) {
+  std::vector<std::string> hosts = gather_hostnames(comm);
+  std::string error;
+  if (comm.rank() == 0) {
+    try {
+      writer_ = std::make_unique<TimelineWriter>(path, make_header(cfg, comm.size(), std::move(hosts)));
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+  // Rank 0's verdict to every rank, so that all exit 2 together.
+  if (comm.allreduce_sum(error.empty() ? 0 : 1) != 0)
+    throw InputError("--timeline: " + (error.empty() ? "rank 0 could not create '" + path + "'" : error));
+
+  // Test hook (tests/timeline): MOE_TEST_KILL_AFTER_STEP=S makes rank 0, the
+  // writer, raise SIGKILL on itself right after the rows of step S (0-based;
+  // its last layer of its last policy) are written and flushed, so that the
+  // file of a killed run can be checked. Not meant for anything else.
+  if (const char* v = std::getenv("MOE_TEST_KILL_AFTER_STEP")) kill_after_step_ = std::atoi(v);
+  last_layer_ = cfg.layers - 1;
+  last_policy_ = cfg.policies.empty() ? std::string() : cfg.policies.back();
+}
+
+TimelineOutput::~TimelineOutput() = default;
+
+StepObserver TimelineOutput::observer() {
+  if (!writer_) return {};
+  return [this](const std::string& policy, int step, int layer, const std::vector<StepRecord>& per_rank,
+                const LoadMatrix& loads) {
+    writer_->append(policy, step, layer, per_rank, loads);
+    if (step == kill_after_step_ && layer == last_layer_ && policy == last_policy_) std::raise(SIGKILL);
+  };
+}
+
+void TimelineOutput::close() {
+  if (writer_) writer_->close();
+}
+
+}  // namespace moe::app

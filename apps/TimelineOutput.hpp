@@ -1,0 +1,42 @@
+#pragma once
+// `--timeline FILE.h5` of `moe-ep run` and `moe-ep compare`: the HDF5 timeline
+// (docs/timeline-format.md) written on rank 0 as the comparison runs.
+
+#include <memory>
+#include <string>
+
+#include "Communicator.hpp"
+#include "Comparison.hpp"
+
+namespace moe {
+class TimelineWriter;
+}
+
+namespace moe::app {
+
+class TimelineOutput {
+ public:
+  /// Collective over `comm`: gathers every rank's host name, then rank 0
+  /// creates `path` and writes the run's description. When rank 0 cannot
+  /// create the file, every rank throws InputError (collective) and rank 0's
+  /// one-line message names --timeline, so the job exits 2 without hanging.
+  TimelineOutput(const std::string& path, const RunConfig& cfg, Communicator& comm);
+  ~TimelineOutput();
+  TimelineOutput(const TimelineOutput&) = delete;
+  TimelineOutput& operator=(const TimelineOutput&) = delete;
+
+  /// The observer to pass to run_comparison: on rank 0 it appends and flushes
+  /// the rows of each (step, layer, policy).
+  StepObserver observer();
+
+  /// Marks the file complete and closes it (rank 0; a no-op elsewhere).
+  void close();
+
+ private:
+  std::unique_ptr<TimelineWriter> writer_;  // rank 0 only
+  int kill_after_step_ = -1;                // test hook, see TimelineOutput.cpp
+  int last_layer_ = 0;
+  std::string last_policy_;
+};
+
+}  // namespace moe::app
