@@ -17,6 +17,7 @@ struct Command {
 // One registration function per subcommand file.
 void add_run_and_compare_commands(CLI::App& app, std::vector<Command>& commands);  // cmd_compare.cpp
 void add_plan_command(CLI::App& app, std::vector<Command>& commands);              // cmd_plan.cpp
+void add_trace_command(CLI::App& app, std::vector<Command>& commands);             // cmd_trace.cpp
 
 /// Exit code for invalid input (flags, config, trace files).
 inline constexpr int kExitBadInput = 2;

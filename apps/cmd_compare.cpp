@@ -8,6 +8,7 @@
 #include "CommFactory.hpp"
 #include "ResultReport.hpp"
 #include "TimelineOutput.hpp"
+#include "TraceReader.hpp"
 
 namespace moe::app {
 
@@ -90,6 +91,11 @@ RunConfig to_run_config(const CompareOptions& o, int num_ranks) {
   c.quiet = o.quiet;
   c.mem_budget_mib = o.mem_budget_mib;
   if (auto why = validate_run_config(c, num_ranks); !why.empty()) throw InputError(why);
+  if (c.scenario.kind == ScenarioSpec::Kind::Trace) {  // the whole trace, on every rank, before any step
+    int64_t total_tokens = 0;
+    for (int r = 0; r < num_ranks; ++r) total_tokens += c.tokens_on(r);
+    validate_trace(c.scenario.trace_path, c.shape, c.steps, c.layers, total_tokens);
+  }
   return c;
 }
 

@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   app.failure_message(one_line_failure);
   std::vector<Command> commands;
   add_run_and_compare_commands(app, commands);
+  add_trace_command(app, commands);
 #ifdef MOE_HAVE_PLAN_COMMAND
   add_plan_command(app, commands);
 #endif

@@ -4,6 +4,7 @@
 #include "Gemm.hpp"
 #include "Rng.hpp"
 #include "RouterKernels.hpp"
+#include "TraceReader.hpp"
 
 namespace moe {
 
@@ -47,6 +48,7 @@ Routing Router::route(const Matrix& x, const RoutingKey& key) const {
 }
 
 ExpertIdSource scenario_source(const ScenarioSpec& spec, const ModelShape& shape, double drift) {
+  if (spec.kind == ScenarioSpec::Kind::Trace) return trace_source(spec.trace_path, shape);  // recorded ids
   if (!spec.synthetic()) return {};
   return [spec, shape, drift](const RoutingKey& key, int64_t tokens, std::span<int32_t> ids) {
     sample_expert_ids(spec, shape, drift, key, tokens, ids);

@@ -39,8 +39,9 @@ class Router {
   TrackedMatrix w_r_;  // D x N
 };
 
-/// The synthetic source for a scenario (sample_expert_ids), or an empty source
-/// for the router's own top-K.
+/// The synthetic source for a scenario (sample_expert_ids), the trace's ids for
+/// trace:FILE (TraceReader.hpp; throws InputError on a malformed file), or an
+/// empty source for the router's own top-K.
 ExpertIdSource scenario_source(const ScenarioSpec& spec, const ModelShape& shape, double drift);
 
 /// Fills this rank's token activations for (step, layer): a pure function of
