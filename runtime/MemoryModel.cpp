@@ -65,12 +65,18 @@ BudgetVerdict fit_to_budget(const Plan& plan, const PlacementPolicy& policy, con
   judge(v, plan_peak_bytes(plan, loads, shape, num_layers), budget);
   const BudgetVerdict first = v;
   if (!v.fits && policy.name() == "llep") {
-    for (int k = 1; k <= 9 && !v.fits; ++k) {
-      PolicyParams lower = params;
-      lower.alpha = params.alpha * (1.0 - 0.1 * k);
-      v.plan = make_policy("llep", lower)->plan(loads, plan.num_ranks);
-      v.alpha_used = lower.alpha;
+    // Lower alpha first (smaller per-rank capacity, more spilling), then
+    // higher (fewer forced remainders when min-chunk blocks small spills).
+    std::vector<double> alphas;
+    for (int k = 1; k <= 9; ++k) alphas.push_back(params.alpha * (1.0 - 0.1 * k));
+    for (int k = 1; k <= 4; ++k) alphas.push_back(params.alpha * (1.0 + 0.25 * k));
+    for (double a : alphas) {
+      PolicyParams other = params;
+      other.alpha = a;
+      v.plan = make_policy("llep", other)->plan(loads, plan.num_ranks);
+      v.alpha_used = a;
       judge(v, plan_peak_bytes(v.plan, loads, shape, num_layers), budget);
+      if (v.fits) break;
     }
     if (!v.fits) v = first;  // report the plan as asked for
   }

@@ -32,7 +32,8 @@ struct BudgetVerdict {
 
 /// Checks `plan` against `budget_bytes` per rank. For LLEP a plan that does not
 /// fit is re-planned with alpha lowered in steps of 10% of the given alpha
-/// (down to 10% of it); the first plan that fits is taken.
+/// (down to 10% of it), then raised in steps of 25% (up to twice it); the
+/// first plan that fits is taken.
 BudgetVerdict fit_to_budget(const Plan& plan, const PlacementPolicy& policy, const PolicyParams& params,
                             const LoadMatrix& loads, const ModelShape& shape, int num_layers, int64_t budget_bytes);
 
