@@ -3,8 +3,14 @@
 // Least-Loaded Assignment (LLA) keeps each expert on its native rank up to the
 // per-rank capacity m_alpha and spills the excess to the least-loaded other
 // ranks in chunks of at least m slots (LLAS). docs/policies.md has the details.
+//
+// Every rank runs this once per step and layer, so it is written to be cheap
+// (docs/performance.md, "Planner"): scratch buffers are reused per thread, and a
+// plan allocates only what it returns.
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 
@@ -23,23 +29,74 @@ void check_llep_params(const PolicyParams& p) {
   if (auto why = validate_policy_params(mine); !why.empty()) throw std::invalid_argument(why);
 }
 
-/// Per-rank bookkeeping of LLA. key(r) = assigned + pending is the load rank r
-/// has or is committed to; room(r) = m_alpha - key(r).
-struct RankLedger {
-  std::vector<int64_t> key;
-
-  /// The rank other than `native` with the smallest (key, rank id). P is at
-  /// most a few hundred, so a scan over one contiguous array beats keeping a
-  /// heap up to date after every native visit (see docs/performance.md).
-  int least_loaded_other(int native) const {
-    int best = -1;
-    for (int r = 0; r < static_cast<int>(key.size()); ++r) {
-      if (r == native) continue;
-      if (best < 0 || key[r] < key[best]) best = r;
-    }
-    return best;
-  }
+/// Per-thread buffers of one planning call.
+struct LlaScratch {
+  std::vector<int64_t> loads;       // per expert: global load (column sums of the counts)
+  std::vector<int64_t> key;         // per rank: assigned + pending (starts as the EP rank load)
+  std::vector<uint64_t> packed;     // visit-order sort keys
+  std::vector<int> order;           // experts in visit order
+  std::vector<SlotRange> ranges;    // ranges of the expert being placed
+  std::vector<int> helper_stamp;    // per rank: 1 + the last expert it received a transfer of
 };
+
+LlaScratch& scratch() {
+  thread_local LlaScratch s;
+  return s;
+}
+
+/// Global load of each expert into `sums`: the column sums of the all-gathered
+/// counts. The P x N reduction is the largest single cost of a plan at P = 64,
+/// so it runs four rows at a time over plain pointers, which the compiler
+/// vectorises.
+void column_sums(const LoadMatrix& loads, std::vector<int64_t>& sums) {
+  const size_t N = static_cast<size_t>(loads.num_experts);
+  const int P = loads.num_ranks;
+  sums.assign(N, 0);
+  int64_t* out = sums.data();
+  const int64_t* row = loads.counts.data();
+  int r = 0;
+  for (; r + 4 <= P; r += 4, row += 4 * N)
+    for (size_t e = 0; e < N; ++e) out[e] += row[e] + row[N + e] + row[2 * N + e] + row[3 * N + e];
+  for (; r < P; ++r, row += N)
+    for (size_t e = 0; e < N; ++e) out[e] += row[e];
+}
+
+/// Experts with a nonzero load, by decreasing load, ties by smaller id.
+void visit_order(const std::vector<int64_t>& loads, LlaScratch& s) {
+  const int N = static_cast<int>(loads.size());
+  s.order.clear();
+  const int64_t max_load = N ? *std::max_element(loads.begin(), loads.end()) : 0;
+  const int id_bits = std::bit_width(static_cast<unsigned>(N));
+  if (id_bits < 63 && max_load < (int64_t{1} << (63 - id_bits))) {
+    // Pack (max_load - load, id) into one integer: an ascending sort of plain
+    // integers is the wanted order, without an indirect comparison.
+    s.packed.clear();
+    for (int e = 0; e < N; ++e)
+      if (loads[e] > 0) s.packed.push_back((static_cast<uint64_t>(max_load - loads[e]) << id_bits) | static_cast<uint64_t>(e));
+    std::sort(s.packed.begin(), s.packed.end());
+    const uint64_t id_mask = (uint64_t{1} << id_bits) - 1;
+    for (uint64_t k : s.packed) s.order.push_back(static_cast<int>(k & id_mask));
+    return;
+  }
+  for (int e = 0; e < N; ++e)  // loads too large to pack
+    if (loads[e] > 0) s.order.push_back(e);
+  std::sort(s.order.begin(), s.order.end(),
+            [&](int a, int b) { return loads[a] != loads[b] ? loads[a] > loads[b] : a < b; });
+}
+
+/// The rank other than `native` with the smallest (key, rank id). P is at most
+/// a few hundred and only spills ask, so two passes over one contiguous array
+/// (a min the compiler vectorises, then the first rank holding it) beat keeping
+/// a heap up to date after every native visit.
+int least_loaded_other(const std::vector<int64_t>& key, int native) {
+  const int P = static_cast<int>(key.size());
+  int64_t least = std::numeric_limits<int64_t>::max();
+  for (int r = 0; r < native; ++r) least = std::min(least, key[r]);
+  for (int r = native + 1; r < P; ++r) least = std::min(least, key[r]);
+  for (int r = 0; r < P; ++r)
+    if (r != native && key[r] == least) return r;
+  return -1;  // P == 1: there is no other rank
+}
 
 /// Appends [start, end) for `rank`, merging with the previous range when the
 /// same rank continues it (a forced remainder right after its own chunk).
@@ -58,19 +115,29 @@ class LlepPolicy final : public PlacementPolicy {
   bool exact() const override { return true; }
 
   Plan plan(const LoadMatrix& loads, int num_ranks) const override {
-    const std::vector<int64_t> expert_loads = loads.expert_loads();
+    LlaScratch& s = scratch();
+    column_sums(loads, s.loads);
+    const std::vector<int64_t>& expert_loads = s.loads;
+    const int N = static_cast<int>(expert_loads.size());
+    const int P = num_ranks;
+    if (P <= 0 || N % P != 0)
+      throw std::invalid_argument("number of experts must be divisible by the number of ranks");
     if (std::any_of(expert_loads.begin(), expert_loads.end(), [](int64_t l) { return l < 0; }))
       throw std::invalid_argument("expert loads must be >= 0");
-    Plan ep = ep_plan(expert_loads, num_ranks, name());  // also checks N % P
-    if (imbalance(ep.rank_loads()) < params_.lambda) return ep;
-    return least_loaded_assignment(expert_loads, num_ranks, std::move(ep));
+
+    const int M = N / P;  // experts per rank; expert e is native to rank e / M
+    s.key.assign(P, 0);
+    for (int r = 0; r < P; ++r)
+      for (int i = 0; i < M; ++i) s.key[r] += expert_loads[static_cast<size_t>(r) * M + i];
+    if (imbalance(s.key) < params_.lambda) return ep_plan(expert_loads, P, name());
+    return least_loaded_assignment(expert_loads, P, s);
   }
 
  private:
-  /// LLA over `plan`, which arrives as the EP plan (right sizes, no ranges
-  /// needed beyond the ones it rewrites).
-  Plan least_loaded_assignment(const std::vector<int64_t>& loads, int P, Plan plan) const {
+  /// LLA; s.key holds the EP rank loads (all pending, nothing assigned yet).
+  Plan least_loaded_assignment(const std::vector<int64_t>& loads, int P, LlaScratch& s) const {
     const int N = static_cast<int>(loads.size());
+    const int M = N / P;
     const int64_t total = std::accumulate(loads.begin(), loads.end(), int64_t{0});
     // m_alpha = max(1, floor(alpha * floor(total / P))). No key ever exceeds
     // the total, so a capacity beyond it behaves as the total does (and a huge
@@ -80,28 +147,27 @@ class LlepPolicy final : public PlacementPolicy {
         std::max<int64_t>(1, raw_capacity >= static_cast<double>(total) ? total : static_cast<int64_t>(raw_capacity));
     const int64_t m = params_.min_chunk;
 
-    // Visit order: decreasing load, ties by smaller expert id, zero loads skipped.
-    std::vector<int> order;
-    order.reserve(N);
-    for (int e = 0; e < N; ++e)
-      if (loads[e] > 0) order.push_back(e);
-    std::sort(order.begin(), order.end(), [&](int a, int b) { return loads[a] != loads[b] ? loads[a] > loads[b] : a < b; });
+    Plan plan;
+    plan.policy = name();
+    plan.num_ranks = P;
+    plan.num_experts = N;
+    plan.assignments.resize(N);
+    plan.dropped.assign(N, 0);
+    plan.transfers.reserve(static_cast<size_t>(P));  // enough for one hot expert on every rank
+    s.helper_stamp.assign(P, 0);
+    std::vector<int64_t>& key = s.key;
 
-    RankLedger ledger;  // starts as pending = native load, assigned = 0
-    ledger.key.assign(P, 0);
-    for (int e = 0; e < N; ++e) ledger.key[native_rank(e, N, P)] += loads[e];
-
-    for (const int e : order) {
+    visit_order(loads, s);
+    for (const int e : s.order) {
       const int64_t load = loads[e];
-      const int native = native_rank(e, N, P);
-      auto& ranges = plan.assignments[e];
-      ranges.clear();
+      const int native = e / M;
+      s.ranges.clear();
       // Moving e from native's pending to its assigned leaves key unchanged, so
       // room before the visit is m_alpha - (key - load).
-      const int64_t room = m_alpha - (ledger.key[native] - load);
+      const int64_t room = m_alpha - (key[native] - load);
       const int64_t native_take = P == 1 ? load : std::clamp<int64_t>(room, 0, load);
-      ledger.key[native] -= load - native_take;
-      if (native_take > 0) ranges.push_back({native, 0, native_take});
+      key[native] -= load - native_take;
+      if (native_take > 0) s.ranges.push_back({native, 0, native_take});
 
       int64_t given = native_take;
       while (given < load) {
@@ -109,21 +175,21 @@ class LlepPolicy final : public PlacementPolicy {
         // Ranks in (key, id) order have non-increasing room, so if the least
         // loaded one cannot take a chunk no later one can: checking it alone
         // is the paper's "first qualifying rank" rule.
-        const int q = ledger.least_loaded_other(native);
-        const int64_t c = std::min(remainder, m_alpha - ledger.key[q]);
+        const int q = least_loaded_other(key, native);
+        const int64_t c = std::min(remainder, m_alpha - key[q]);
         const bool qualifies = c > 0 && !(c < m && remainder > c);
         const int64_t take = qualifies ? c : remainder;  // else forced: q takes it all
-        append_range(ranges, q, given, given + take);
-        ledger.key[q] += take;
+        append_range(s.ranges, q, given, given + take);
+        key[q] += take;
         given += take;
+        // One weight transfer per helper of e, even if a forced remainder
+        // gives it a second range.
+        if (s.helper_stamp[q] != e + 1) {
+          s.helper_stamp[q] = e + 1;
+          plan.transfers.push_back({e, native, q});
+        }
       }
-      // One weight transfer per helper of e, even if a forced remainder gave
-      // it a second range.
-      const auto first_of_e = static_cast<std::ptrdiff_t>(plan.transfers.size());
-      for (const auto& r : ranges)
-        if (r.rank != native && std::none_of(plan.transfers.begin() + first_of_e, plan.transfers.end(),
-                                             [&](const WeightTransfer& t) { return t.dst == r.rank; }))
-          plan.transfers.push_back({e, native, r.rank});
+      plan.assignments[e].assign(s.ranges.begin(), s.ranges.end());
     }
     return plan;
   }

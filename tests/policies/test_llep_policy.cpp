@@ -152,6 +152,17 @@ TEST(LlepPolicy, PlansFromPerRankCountsMatchGlobalLoads) {
   EXPECT_EQ(policy->plan(m, 2), policy->plan(LoadMatrix::from_expert_loads(m.expert_loads()), 2));
 }
 
+// Loads too large to pack with the expert id into one sort key take the
+// plain comparison sort; the plan must not change.
+TEST(LlepPolicy, HugeLoadsGiveTheSameVisitOrder) {
+  const int64_t big = int64_t{1} << 60;  // >= 2^(63 - 4): N = 8 needs 4 id bits
+  const std::vector<int64_t> loads = {big, 3, big / 2, big / 2, 0, big + 1, 7, 7};
+  for (int P : {2, 4}) {
+    const PolicyParams params = with(1.0, 1, 1.0);
+    EXPECT_EQ(llep(loads, P, params), test::naive_llep(loads, P, params).plan) << "P = " << P;
+  }
+}
+
 TEST(LlepPolicy, MatchesTheNaiveReferenceOnRandomLoads) {
   std::mt19937_64 rng(20260117);
   const std::vector<double> alphas = {0.5, 0.75, 1.0, 1.3, 2.0};

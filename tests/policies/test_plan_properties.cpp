@@ -7,6 +7,7 @@
 #include <numeric>
 #include <random>
 #include <set>
+#include <sstream>
 
 #include "NaiveLla.hpp"
 #include "Policy.hpp"
@@ -30,11 +31,11 @@ PolicyParams random_llep_params(std::mt19937_64& rng) {
 }
 
 std::string describe(const test::LoadCase& c, const PolicyParams& p) {
-  std::string s = "P = " + std::to_string(c.P) + ", N = " + std::to_string(c.loads.size()) +
-                  ", alpha = " + std::to_string(p.alpha) + ", m = " + std::to_string(p.min_chunk) +
-                  ", lambda = " + std::to_string(p.lambda) + ", loads =";
-  for (size_t e = 0; e < c.loads.size() && e < 64; ++e) s += " " + std::to_string(c.loads[e]);
-  return s;
+  std::ostringstream s;
+  s << "P = " << c.P << ", N = " << c.loads.size() << ", alpha = " << p.alpha << ", m = " << p.min_chunk
+    << ", lambda = " << p.lambda << ", loads =";
+  for (size_t e = 0; e < c.loads.size() && e < 64; ++e) s << ' ' << c.loads[e];
+  return s.str();
 }
 
 }  // namespace
@@ -112,6 +113,31 @@ TEST(LlepProperties, HoldOnRandomLoads) {
     // With P = 1 nothing ever moves.
   }
   EXPECT_EQ(ranks_seen.size(), 64u);  // every P in 1..64 came up
+}
+
+// The runtime hands the planner the all-gathered [rank][expert] counts; any
+// split of the same expert loads over the ranks must give the same plan.
+TEST(LlepProperties, PerRankCountsGiveTheSamePlanAsTheirSums) {
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 300; ++i) {
+    const test::LoadCase c = test::random_load_case(rng);
+    const PolicyParams params = random_llep_params(rng);
+    const int N = static_cast<int>(c.loads.size());
+    LoadMatrix per_rank(c.P, N);
+    for (int e = 0; e < N; ++e) {  // a random split of each load over the ranks
+      int64_t left = c.loads[e];
+      for (int r = 0; r + 1 < c.P && left > 0; ++r) {
+        const int64_t part = static_cast<int64_t>(rng() % static_cast<uint64_t>(left + 1));
+        per_rank.at(r, e) = part;
+        left -= part;
+      }
+      per_rank.at(c.P - 1, e) += left;
+    }
+    ASSERT_EQ(per_rank.expert_loads(), c.loads);
+    const auto policy = make_policy("llep", params);
+    EXPECT_EQ(policy->plan(per_rank, c.P), policy->plan(LoadMatrix::from_expert_loads(c.loads), c.P))
+        << describe(c, params);
+  }
 }
 
 // One hot expert, all others zero, m = 1, alpha = 1: m_alpha = floor(load / P);
