@@ -8,9 +8,11 @@
 
 namespace moe {
 
-Router::Router(const ModelShape& shape, int layer, uint64_t seed, ExpertIdSource source, MemoryTracker& tracker)
-    : shape_(shape), source_(std::move(source)), tracker_(&tracker), w_r_(tracker, "router_weights", shape.hidden, shape.num_experts) {
-  const Matrix w = w_r_.view();
+namespace detail {
+// A named free function, not the constructor: nvcc rejects an extended
+// (__host__ __device__) lambda whose enclosing function's address cannot be
+// taken (a constructor), so KOKKOS_LAMBDA cannot live there on CUDA builds.
+void init_router_weights(const Matrix& w, const ModelShape& shape, int layer, uint64_t seed) {
   const int64_t N = shape.num_experts;
   const float scale = weight_scales(shape).router;
   const uint64_t L = static_cast<uint64_t>(layer);
@@ -20,6 +22,12 @@ Router::Router(const ModelShape& shape, int layer, uint64_t seed, ExpertIdSource
         w(d, e) = synthetic_value(seed, Stream::RouterWeights, L, 0, static_cast<uint64_t>(d * N + e), scale);
       });
   Kokkos::fence();
+}
+}  // namespace detail
+
+Router::Router(const ModelShape& shape, int layer, uint64_t seed, ExpertIdSource source, MemoryTracker& tracker)
+    : shape_(shape), source_(std::move(source)), tracker_(&tracker), w_r_(tracker, "router_weights", shape.hidden, shape.num_experts) {
+  detail::init_router_weights(w_r_.view(), shape, layer, seed);
 }
 
 Routing Router::route(const Matrix& x, const RoutingKey& key) const {
