@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   std::vector<Command> commands;
   add_run_and_compare_commands(app, commands);
   add_trace_command(app, commands);
+  add_emulate_command(app, commands);
 #ifdef MOE_HAVE_PLAN_COMMAND
   add_plan_command(app, commands);
 #endif
