@@ -1,0 +1,47 @@
+# Runs `moe-ep emulate` on a tiny shape and checks its JSON (label: cli).
+#   cmake -DMOE_EP=... -DOUT=... -P check_emulate_cli.cmake
+execute_process(
+  COMMAND ${MOE_EP} emulate --ranks 4 --preset small --tokens 128 --scenario 95:1 --policies ep
+          --repeats 2 --warmup 0 --link-gbps 100 --quiet --json ${OUT}
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "moe-ep emulate failed (${rc}):\n${out}\n${err}")
+endif()
+if(NOT out MATCHES "makespan_ms" OR NOT out MATCHES "MODELLED, not measured")
+  message(FATAL_ERROR "table lacks the makespan column or the modelled label:\n${out}")
+endif()
+file(READ ${OUT} json)
+string(JSON cmd GET "${json}" command)
+string(JSON ranks GET "${json}" config ranks)
+string(JSON total GET "${json}" total_slots)
+string(JSON ideal GET "${json}" ideal_speedup)
+string(JSON n_pol LENGTH "${json}" policies)
+string(JSON name GET "${json}" policies 0 name)
+string(JSON makespan GET "${json}" policies 0 makespan_s)
+string(JSON speedup GET "${json}" policies 0 speedup_vs_ep)
+string(JSON n_ranks LENGTH "${json}" policies 0 rank_time_s)
+string(JSON note GET "${json}" policies 0 modelled note)
+if(NOT cmd STREQUAL "emulate" OR NOT ranks EQUAL 4 OR NOT total EQUAL 2048 OR NOT n_pol EQUAL 1
+   OR NOT name STREQUAL "ep" OR NOT n_ranks EQUAL 4 OR NOT note MATCHES "not measured")
+  message(FATAL_ERROR "unexpected JSON: command=${cmd} ranks=${ranks} total=${total} policies=${n_pol} "
+                      "name=${name} rank_times=${n_ranks} note=${note}")
+endif()
+if(NOT speedup EQUAL 1 OR ideal LESS 2)
+  message(FATAL_ERROR "ep speedup ${speedup} should be 1 and the ideal (${ideal}) >= 2 at 95:1")
+endif()
+# makespan = max of the rank times; slots add up to the total.
+set(max 0)
+set(slots 0)
+math(EXPR last "${n_ranks} - 1")
+foreach(i RANGE ${last})
+  string(JSON t GET "${json}" policies 0 rank_time_s ${i})
+  string(JSON s GET "${json}" policies 0 rank_slots ${i})
+  if(t GREATER max)
+    set(max ${t})
+  endif()
+  math(EXPR slots "${slots} + ${s}")
+endforeach()
+if(NOT makespan EQUAL max OR NOT slots EQUAL total)
+  message(FATAL_ERROR "makespan ${makespan} != max rank time ${max}, or rank slots ${slots} != ${total}")
+endif()
+message(STATUS "emulate JSON ok: makespan ${makespan} s, ideal ${ideal}")
