@@ -158,7 +158,7 @@ void print_report(const EmulationConfig& cfg, const EmulationResult& r, const st
                cfg.ranks, static_cast<long long>(s.tokens), static_cast<long long>(r.total_slots),
                cfg.scenario.text.c_str(), static_cast<unsigned long long>(cfg.seed));
   std::fprintf(out, "runner: %s; dtype %s; each rank's experts run in turn on this one device, median of %d runs "
-               "after %d warm-up\n",
+               "after %d warm-up (in rounds over all ranks and policies)\n",
                r.runner.c_str(), dtype.c_str(), cfg.repeats, cfg.warmup);
   std::fprintf(out, "measured: compute only (no communication); EP max/mean rank load %.2f = the ideal speedup\n\n",
                r.ep_imbalance);
@@ -299,6 +299,17 @@ int run_emulate(const EmulateOptions& o) {
   const bool host_runner =
       which == "kokkos" && Kokkos::SpaceAccessibility<Kokkos::HostSpace, Kokkos::DefaultExecutionSpace::memory_space>::accessible;
   if (host_runner) {
+    // What the host runner allocates (fp32): the largest rank's rows, one
+    // block's workspace, one weight buffer per block.
+    const WorkBounds b = work_bounds(result);
+    const int64_t D = cfg.shape.hidden, H = cfg.shape.ffn;
+    const double bytes = 4.0 * static_cast<double>(2 * b.max_rank_slots * D + 3 * b.max_block_slots * H) +
+                         static_cast<double>(b.max_blocks) * static_cast<double>(cfg.shape.expert_weight_bytes());
+    const double ram = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+    if (ram > 0.0 && bytes > 0.8 * ram)
+      throw InputError("emulate: the largest emulated rank needs " + std::to_string(bytes / (1 << 30)).substr(0, 6) +
+                       " GiB of host memory but this machine has " + std::to_string(ram / (1 << 30)).substr(0, 6) +
+                       " GiB; use a smaller --preset or fewer --tokens (or a GPU)");
     double flops = 0.0;
     for (const auto& p : result.policies)
       flops += static_cast<double>(p.slots_computed()) * cfg.shape.flops_per_slot() * (cfg.warmup + cfg.repeats + 1);
@@ -309,10 +320,10 @@ int run_emulate(const EmulateOptions& o) {
                    "pick a smaller --preset or --tokens for a quick run, or a GPU\n",
                    flops / 1e12, est_s, kHostFlopsGuess / 1e9);
   }
-  time_emulation(cfg, *runner, result, [&](const std::string& name, int rank, int ranks) {
-    if (!o.quiet && isatty(fileno(stderr))) {
-      std::fprintf(stderr, "\r[moe-ep emulate] %s: rank %d/%d   ", name.c_str(), rank + 1, ranks);
-      if (rank + 1 == ranks) std::fprintf(stderr, "\n");
+  const bool show = !o.quiet && isatty(fileno(stderr));
+  time_emulation(cfg, *runner, result, [&](int done, int total) {
+    if (show && (done == total || done % 16 == 0)) {
+      std::fprintf(stderr, "\r[moe-ep emulate] runs %d/%d   %s", done, total, done == total ? "\n" : "");
       std::fflush(stderr);
     }
   });

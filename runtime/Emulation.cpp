@@ -171,22 +171,34 @@ void time_emulation(const EmulationConfig& cfg, RankRunner& runner, EmulationRes
                     const EmulationProgress& progress) {
   runner.reserve(work_bounds(res));
   res.runner = runner.describe();
+  // Every (policy, rank) with work, visited in rounds: warm-up rounds, then
+  // `repeats` timed rounds. Interleaving spreads a shared machine's slow
+  // moments over all policies instead of charging them to one.
+  struct Item {
+    PolicyEmulation* policy;
+    int rank;
+    std::vector<double> times;
+  };
+  std::vector<Item> items;
   for (auto& p : res.policies) {
     const int P = static_cast<int>(p.work.size());
     p.rank_time_s.assign(static_cast<size_t>(P), 0.0);
     p.rank_phases.assign(static_cast<size_t>(P), PhaseSplit{});
-    for (int r = 0; r < P; ++r) {
-      const RankWork& w = p.work[r];
-      if (!w.blocks.empty()) {
-        for (int i = 0; i < cfg.warmup; ++i) runner.run(w, nullptr);
-        std::vector<double> times;
-        for (int i = 0; i < cfg.repeats; ++i) times.push_back(runner.run(w, nullptr));
-        p.rank_time_s[r] = median(times);
-        runner.run(w, &p.rank_phases[r]);
-      }
-      if (progress) progress(p.name, r, P);
-    }
+    for (int r = 0; r < P; ++r)
+      if (!p.work[r].blocks.empty()) items.push_back({&p, r, {}});
   }
+  const int rounds = cfg.warmup + cfg.repeats + 1;  // the last one is instrumented
+  const int total = rounds * static_cast<int>(items.size());
+  int done = 0;
+  for (int round = 0; round < rounds; ++round)
+    for (Item& it : items) {
+      const RankWork& w = it.policy->work[it.rank];
+      if (round < cfg.warmup) runner.run(w, nullptr);
+      else if (round < cfg.warmup + cfg.repeats) it.times.push_back(runner.run(w, nullptr));
+      else runner.run(w, &it.policy->rank_phases[it.rank]);
+      if (progress) progress(++done, total);
+    }
+  for (const Item& it : items) it.policy->rank_time_s[it.rank] = median(it.times);
   summarize_emulation(cfg, res);
 }
 

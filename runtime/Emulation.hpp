@@ -145,12 +145,14 @@ class RankRunner {
   virtual double run(const RankWork& work, PhaseSplit* phases) = 0;
 };
 
-/// Called after each (policy, rank) is timed.
-using EmulationProgress = std::function<void(const std::string& policy, int rank, int ranks)>;
+/// Called after each run with the runs done and the runs in all.
+using EmulationProgress = std::function<void(int done, int total)>;
 
-/// Times every rank of every policy with `runner` (warm-up, then `repeats`
-/// runs, median; then one instrumented run for the phase split) and fills the
-/// times, makespans, speedups and modelled traffic times.
+/// Times every rank of every policy with `runner` and fills the times,
+/// makespans, speedups and modelled traffic times. Runs go in rounds over all
+/// (policy, rank) pairs: `warmup` untimed rounds, `repeats` timed rounds (a
+/// rank's time is the median of its runs), one instrumented round for the
+/// phase split. Ranks without work take 0 s.
 void time_emulation(const EmulationConfig& config, RankRunner& runner, EmulationResult& result,
                     const EmulationProgress& progress = {});
 

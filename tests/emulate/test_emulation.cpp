@@ -35,20 +35,25 @@ bool registered(const std::string& name) {
 
 std::vector<std::string> all_policies() { return policy_names(); }
 
-// Time = a per-slot cost plus a per-block overhead; records each call.
+// Time = a per-slot cost plus a per-block overhead; each rank's second run is
+// an outlier that the median must ignore.
 class FakeRunner final : public RankRunner {
  public:
   std::string describe() const override { return "fake"; }
-  void reserve(const WorkBounds& b) override { bounds = b, ++reserves; }
+  void reserve(const WorkBounds& b) override {
+    bounds = b;
+    ++reserves;
+  }
   double run(const RankWork& w, PhaseSplit* phases) override {
     ++calls;
+    const int n = ++per_work[&w];
     const double t = 1e-6 * static_cast<double>(w.slots) + 1e-4 * static_cast<double>(w.blocks.size());
     if (phases) *phases = PhaseSplit{t / 2, t / 4, t / 4};
-    // Every third call is an outlier: the median must ignore it.
-    return calls % 3 == 0 ? 100.0 * t : t;
+    return n == 2 ? 100.0 * t : t;
   }
   WorkBounds bounds;
   int reserves = 0, calls = 0;
+  std::map<const RankWork*, int> per_work;
 };
 
 // A hand-made plan: 2 ranks, 4 experts (native: 0,1 -> rank 0; 2,3 -> rank 1);
@@ -202,6 +207,10 @@ TEST(EmulationArithmetic, MakespanSpeedupAndIdeal) {
   FakeRunner fake;
   time_emulation(c, fake, r);
   EXPECT_EQ(fake.reserves, 1);
+  int busy_ranks = 0;
+  for (const auto& p : r.policies)
+    for (const auto& w : p.work) busy_ranks += w.blocks.empty() ? 0 : 1;
+  EXPECT_EQ(fake.calls, busy_ranks * (c.warmup + c.repeats + 1));
   EXPECT_EQ(fake.bounds.max_rank_slots, *std::max_element(r.policies[0].rank_slots.begin(),
                                                             r.policies[0].rank_slots.end()));
   for (const auto& p : r.policies) {
