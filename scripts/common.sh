@@ -9,4 +9,5 @@ export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}" OMP_NUM_THREADS="${OMP_
 # Quiet Open MPI's warnings about missing high-speed transports on laptops/CI.
 export OMPI_MCA_btl="${OMPI_MCA_btl:-self,vader,tcp}"
 export OMPI_MCA_rmaps_base_oversubscribe="${OMPI_MCA_rmaps_base_oversubscribe:-1}"
-jobs_for_build() { local n; n=$(nproc 2>/dev/null || echo 2); echo "$n"; }
+# GNU nproc obeys OMP_NUM_THREADS, which is 1 above: ask without it.
+jobs_for_build() { local n; n=$(env -u OMP_NUM_THREADS nproc 2>/dev/null || echo 2); echo "$n"; }
