@@ -1,5 +1,5 @@
 # The CUDA parts: the NCCL communicator, the staged-MPI decorator and the
-# cuBLAS GEMM path (library moe_cuda in cuda/). On with -DMOE_ENABLE_CUDA=ON,
+# cuBLAS GEMM path (library moe_cuda in kernels/cuda/). On with -DMOE_ENABLE_CUDA=ON,
 # and automatically when the Kokkos found has the CUDA backend
 # (MoeDependencies.cmake). Without it nothing here runs: the CPU build never
 # needs nvcc.
@@ -100,4 +100,4 @@ message(STATUS "moe-ep CUDA parts: nvcc ${CMAKE_CUDA_COMPILER_VERSION} (host ${C
                "arch ${CMAKE_CUDA_ARCHITECTURES}, NCCL ${MOE_NCCL_VERSION} (${MOE_NCCL_LIBRARY}), "
                "Kokkos CUDA backend: ${MOE_KOKKOS_HAS_CUDA}, GEMM: ${MOE_GEMM_SOURCE}")
 
-add_subdirectory(${PROJECT_SOURCE_DIR}/cuda ${PROJECT_BINARY_DIR}/cuda)
+add_subdirectory(${PROJECT_SOURCE_DIR}/kernels/cuda ${PROJECT_BINARY_DIR}/kernels/cuda)
