@@ -5,6 +5,7 @@
 
 #include <time.h>
 
+#include <Kokkos_Core.hpp>
 #include <array>
 #include <chrono>
 
@@ -22,6 +23,18 @@ inline double thread_cpu_seconds() {
 
 inline double wall_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+/// The clock of busy time: this thread's CPU time on host backends; on device
+/// backends (CUDA), where kernels run asynchronously and the host thread only
+/// launches them, wall time after a fence.
+inline double busy_clock() {
+  if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Kokkos::DefaultExecutionSpace::memory_space>::accessible) {
+    return thread_cpu_seconds();
+  } else {
+    Kokkos::fence();
+    return wall_seconds();
+  }
 }
 
 struct PhaseTimes {
@@ -58,13 +71,13 @@ class PhaseScope {
   double t0_;
 };
 
-/// Adds the thread CPU time of its scope to one phase's busy time. Wrap local
+/// Adds the busy time (busy_clock) of its scope to one phase. Wrap local
 /// work only (kernels, GEMMs, planning), never a communication call: MPI
 /// busy-polls while it waits, which would count waiting as work.
 class BusyScope {
  public:
-  BusyScope(PhaseTimes& times, Phase phase) : times_(times), phase_(phase), t0_(thread_cpu_seconds()) {}
-  ~BusyScope() { times_.busy_of(phase_) += thread_cpu_seconds() - t0_; }
+  BusyScope(PhaseTimes& times, Phase phase) : times_(times), phase_(phase), t0_(busy_clock()) {}
+  ~BusyScope() { times_.busy_of(phase_) += busy_clock() - t0_; }
   BusyScope(const BusyScope&) = delete;
   BusyScope& operator=(const BusyScope&) = delete;
 

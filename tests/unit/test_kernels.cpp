@@ -15,7 +15,7 @@ using namespace moe;
 
 namespace {
 Matrix random_matrix(std::mt19937& rng, int64_t n, int64_t m, float scale = 1.0f) {
-  Matrix a("a", n, m);
+  Matrix a(std::string("a"), static_cast<size_t>(n), static_cast<size_t>(m));
   auto h = Kokkos::create_mirror_view(a);
   std::uniform_real_distribution<float> u(-scale, scale);
   for (int64_t i = 0; i < n; ++i)
@@ -24,7 +24,20 @@ Matrix random_matrix(std::mt19937& rng, int64_t n, int64_t m, float scale = 1.0f
   return a;
 }
 
-double at(const Matrix& m, int64_t i, int64_t j) { return m(i, j); }  // Serial: host-accessible
+// Host copies of device views: the tests set up and read data on the host, so
+// they also run on a Kokkos-CUDA build.
+template <class V>
+auto host(const V& v) {
+  return Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), v);
+}
+template <class V, class F>
+V device_from(const char* label, size_t n, F fill) {
+  V v(std::string(label), n);
+  auto h = Kokkos::create_mirror_view(v);
+  for (size_t i = 0; i < n; ++i) h(i) = fill(i);
+  Kokkos::deep_copy(v, h);
+  return v;
+}
 
 void expect_ffn_matches(bool gpt_oss) {
   std::mt19937 rng(gpt_oss ? 2 : 1);
@@ -32,22 +45,22 @@ void expect_ffn_matches(bool gpt_oss) {
   Matrix x = random_matrix(rng, n, D, 2.0f);
   Matrix w_gu = random_matrix(rng, D, 2 * H, 1.0f);  // large enough that the clamp triggers
   Matrix w_d = random_matrix(rng, H, D, 0.3f);
-  Vector b_gu("b_gu", 2 * H), b_d("b_d", D);
-  for (int64_t j = 0; j < 2 * H; ++j) b_gu(j) = 0.01f * static_cast<float>(j);
-  for (int64_t j = 0; j < D; ++j) b_d(j) = -0.02f * static_cast<float>(j);
+  const Vector b_gu = device_from<Vector>("b_gu", 2 * H, [](size_t j) { return 0.01f * static_cast<float>(j); });
+  const Vector b_d = device_from<Vector>("b_d", D, [](size_t j) { return -0.02f * static_cast<float>(j); });
   Matrix gu("gu", n, 2 * H), act("act", n, H), y("y", n, D);
   ExpertWeightsView w{w_gu, w_d, gpt_oss ? b_gu.data() : nullptr, gpt_oss ? b_d.data() : nullptr};
   ActivationParams p{gpt_oss, 7.0f, 1.702f};
   expert_ffn(x, w, p, gu, act, y);
-  Kokkos::fence();
+  const auto hx = host(x), hw_gu = host(w_gu), hw_d = host(w_d), hy = host(y);
+  const auto hb_gu = host(b_gu), hb_d = host(b_d);
   int clamped = 0;
   for (int64_t i = 0; i < n; ++i) {
     std::vector<double> a(H);
     for (int64_t j = 0; j < H; ++j) {
-      double g = gpt_oss ? b_gu(j) : 0.0, u = gpt_oss ? b_gu(j + H) : 0.0;
+      double g = gpt_oss ? hb_gu(j) : 0.0, u = gpt_oss ? hb_gu(j + H) : 0.0;
       for (int64_t d = 0; d < D; ++d) {
-        g += at(x, i, d) * at(w_gu, d, j);
-        u += at(x, i, d) * at(w_gu, d, j + H);
+        g += double(hx(i, d)) * hw_gu(d, j);
+        u += double(hx(i, d)) * hw_gu(d, j + H);
       }
       if (gpt_oss) {
         clamped += (g > 7.0 || std::abs(u) > 7.0);
@@ -59,9 +72,9 @@ void expect_ffn_matches(bool gpt_oss) {
       }
     }
     for (int64_t d = 0; d < D; ++d) {
-      double ref = gpt_oss ? b_d(d) : 0.0;
-      for (int64_t j = 0; j < H; ++j) ref += a[j] * at(w_d, j, d);
-      ASSERT_NEAR(at(y, i, d), ref, 1e-4 * (1.0 + std::abs(ref))) << "row " << i << " col " << d;
+      double ref = gpt_oss ? hb_d(d) : 0.0;
+      for (int64_t j = 0; j < H; ++j) ref += a[j] * hw_d(j, d);
+      ASSERT_NEAR(hy(i, d), ref, 1e-4 * (1.0 + std::abs(ref))) << "row " << i << " col " << d;
     }
   }
   if (gpt_oss) {
@@ -74,12 +87,12 @@ TEST(Kernels, GemmMatchesLoops) {
   std::mt19937 rng(3);
   Matrix a = random_matrix(rng, 17, 9), b = random_matrix(rng, 9, 13), c("c", 17, 13);
   gemm_nn(a, b, c);
-  Kokkos::fence();
+  const auto ha = host(a), hb = host(b), hc = host(c);
   for (int i = 0; i < 17; ++i)
     for (int j = 0; j < 13; ++j) {
       double ref = 0;
-      for (int k = 0; k < 9; ++k) ref += at(a, i, k) * at(b, k, j);
-      ASSERT_NEAR(at(c, i, j), ref, 1e-5);
+      for (int k = 0; k < 9; ++k) ref += double(ha(i, k)) * hb(k, j);
+      ASSERT_NEAR(hc(i, j), ref, 1e-5);
     }
 }
 
@@ -90,36 +103,34 @@ TEST(Kernels, GatherScatterCombine) {
   std::mt19937 rng(4);
   const int64_t B = 6, K = 2, D = 5;
   Matrix y = random_matrix(rng, B * K, D);
-  IndexVector perm("perm", B * K);
   std::vector<int64_t> p(B * K);
   std::iota(p.begin(), p.end(), 0);
   std::shuffle(p.begin(), p.end(), rng);
-  for (int64_t i = 0; i < B * K; ++i) perm(i) = p[i];
+  const IndexVector perm = device_from<IndexVector>("perm", B * K, [&](size_t i) { return p[i]; });
   Matrix g("g", B * K, D), back("back", B * K, D);
   gather_rows(y, perm, g);
   scatter_rows(g, perm, back);
-  Kokkos::fence();
+  const auto hy = host(y), hg = host(g), hback = host(back);
   for (int64_t i = 0; i < B * K; ++i)
     for (int64_t d = 0; d < D; ++d) {
-      ASSERT_EQ(at(g, i, d), at(y, p[i], d));
-      ASSERT_EQ(at(back, i, d), at(y, i, d));
+      ASSERT_EQ(hg(i, d), hy(p[i], d));
+      ASSERT_EQ(hback(i, d), hy(i, d));
     }
   // combine: slot (t,k) -> row perm(t*K+k), slot (2,1) dropped.
-  Vector gates("gates", B * K);
-  for (int64_t i = 0; i < B * K; ++i) gates(i) = 0.1f * static_cast<float>(i + 1);
-  IndexVector rows("rows", B * K);
-  for (int64_t i = 0; i < B * K; ++i) rows(i) = p[i];
-  rows(2 * K + 1) = -1;
+  const auto gate = [](size_t i) { return 0.1f * static_cast<float>(i + 1); };
+  const Vector gates = device_from<Vector>("gates", B * K, gate);
+  const IndexVector rows = device_from<IndexVector>(
+      "rows", B * K, [&](size_t i) { return i == static_cast<size_t>(2 * K + 1) ? int64_t{-1} : p[i]; });
   Matrix out("out", B, D);
   combine_slots(y, rows, gates, K, out);
-  Kokkos::fence();
+  const auto hout = host(out);
   for (int64_t t = 0; t < B; ++t)
     for (int64_t d = 0; d < D; ++d) {
       double ref = 0;
       for (int64_t k = 0; k < K; ++k) {
-        if (!(t == 2 && k == 1)) ref += gates(t * K + k) * at(y, p[t * K + k], d);
+        if (!(t == 2 && k == 1)) ref += gate(t * K + k) * hy(p[t * K + k], d);
       }
-      ASSERT_NEAR(at(out, t, d), ref, 1e-6);
+      ASSERT_NEAR(hout(t, d), ref, 1e-6);
     }
 }
 
@@ -127,13 +138,16 @@ TEST(Kernels, TopKAndChosenSoftmax) {
   std::mt19937 rng(5);
   const int64_t B = 50, N = 12;
   const int K = 4;
-  Matrix logits = random_matrix(rng, B, N);
+  Matrix logits_dev = random_matrix(rng, B, N);
+  auto logits = host(logits_dev);
   logits(0, 3) = logits(0, 7) = 5.0f;  // a tie: the smaller id comes first
-  ExpertIdVector ids("ids", B * K);
-  Vector gates("gates", B * K);
-  topk_experts(logits, K, ids);
-  chosen_softmax(logits, ids, K, gates);
-  Kokkos::fence();
+  Kokkos::deep_copy(logits_dev, logits);
+  ExpertIdVector ids_dev("ids", B * K);
+  Vector gates_dev("gates", B * K);
+  topk_experts(logits_dev, K, ids_dev);
+  chosen_softmax(logits_dev, ids_dev, K, gates_dev);
+  const auto ids = host(ids_dev);
+  const auto gates = host(gates_dev);
   EXPECT_EQ(ids(0), 3);
   EXPECT_EQ(ids(1), 7);
   for (int64_t t = 0; t < B; ++t) {
