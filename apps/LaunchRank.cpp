@@ -63,4 +63,16 @@ int run_with_mpi(int argc, char** argv, const std::function<int()>& body) {
   return code;
 }
 
+int run_without_mpi(const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const moe::InputError& e) {
+    std::fprintf(stderr, "moe-ep: %s\n", e.what());
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "moe-ep: error: %s\n", e.what());
+    return 1;
+  }
+}
+
 }  // namespace moe::app

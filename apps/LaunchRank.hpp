@@ -13,4 +13,8 @@ int launch_rank();
 /// aborts the job so that no rank hangs waiting for the others.
 int run_with_mpi(int argc, char** argv, const std::function<int()>& body);
 
+/// Runs a command that needs no MPI (plan, trace, emulate): InputError becomes
+/// one line and exit 2, any other error one line and exit 1.
+int run_without_mpi(const std::function<int()>& body);
+
 }  // namespace moe::app

@@ -332,20 +332,12 @@ int run_emulate(const EmulateOptions& o) {
   return 0;
 }
 
-int run_guarded(const EmulateOptions& o) {
+int run_with_kokkos(const EmulateOptions& o) {
   // No MPI here; Kokkos is initialised for this command alone.
   const bool own_kokkos = !Kokkos::is_initialized();
   std::unique_ptr<Kokkos::ScopeGuard> kokkos;
   if (own_kokkos) kokkos = std::make_unique<Kokkos::ScopeGuard>();
-  try {
-    return run_emulate(o);
-  } catch (const InputError& e) {
-    std::fprintf(stderr, "moe-ep: %s\n", e.what());
-    return kExitBadInput;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "moe-ep: error: %s\n", e.what());
-    return 1;
-  }
+  return run_emulate(o);
 }
 
 }  // namespace
@@ -397,7 +389,7 @@ void add_emulate_command(CLI::App& app, std::vector<Command>& commands) {
       ->group("Emulation");
   cmd->add_flag("--quiet", o->quiet, "No progress lines on stderr")->group("Output");
   cmd->add_option("--json", o->json_path, "Write the results as JSON to this file (docs/gpu.md)")->group("Output");
-  commands.push_back({cmd, false, [o] { return run_guarded(*o); }});
+  commands.push_back({cmd, false, [o] { return run_with_kokkos(*o); }});
 }
 
 }  // namespace moe::app

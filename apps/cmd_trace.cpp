@@ -69,18 +69,6 @@ int write_trace(const TraceOptions& o) {
   return 0;
 }
 
-int run_trace(const TraceOptions& o) {
-  try {
-    return write_trace(o);
-  } catch (const InputError& e) {
-    std::fprintf(stderr, "moe-ep: %s\n", e.what());
-    return kExitBadInput;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "moe-ep: error: %s\n", e.what());
-    return 1;
-  }
-}
-
 }  // namespace
 
 void add_trace_command(CLI::App& app, std::vector<Command>& commands) {
@@ -106,7 +94,7 @@ void add_trace_command(CLI::App& app, std::vector<Command>& commands) {
       ->capture_default_str()
       ->check(at_least(1))
       ->group("Run");
-  commands.push_back({cmd, false, [o] { return run_trace(*o); }});
+  commands.push_back({cmd, false, [o] { return write_trace(*o); }});
 }
 
 }  // namespace moe::app

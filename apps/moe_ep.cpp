@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   }
   for (auto& cmd : commands) {
     if (!cmd.sub->parsed()) continue;
-    if (!cmd.needs_mpi) return cmd.run();
+    if (!cmd.needs_mpi) return run_without_mpi(cmd.run);
     return run_with_mpi(argc, argv, cmd.run);
   }
   return kExitBadInput;

@@ -269,18 +269,7 @@ class KokkosRunner final : public RankRunner {
     t = now;
     return d;
   }
-  ExpertWeightsView weights(int64_t i) const {
-    const float* p = weights_.data() + i * packed_;
-    const int64_t D = shape_.hidden, H = shape_.ffn;
-    ExpertWeightsView v;
-    v.w_gu = ConstUnmanagedMatrix(p, static_cast<size_t>(D), static_cast<size_t>(2 * H));
-    v.w_d = ConstUnmanagedMatrix(p + D * 2 * H, static_cast<size_t>(H), static_cast<size_t>(D));
-    if (shape_.activation == Activation::GptOss) {
-      v.b_gu = p + D * 2 * H + H * D;
-      v.b_d = v.b_gu + 2 * H;
-    }
-    return v;
-  }
+  ExpertWeightsView weights(int64_t i) const { return packed_expert_view(weights_.data() + i * packed_, shape_); }
 
   ModelShape shape_;
   uint64_t seed_;

@@ -57,13 +57,14 @@ const float* ExpertStore::packed(int expert) const {
   return it->second.view().data();
 }
 
-ExpertWeightsView ExpertStore::view(int expert) const {
-  const float* p = packed(expert);
-  const int64_t D = shape_.hidden, H = shape_.ffn;
+ExpertWeightsView ExpertStore::view(int expert) const { return packed_expert_view(packed(expert), shape_); }
+
+ExpertWeightsView packed_expert_view(const float* p, const ModelShape& shape) {
+  const int64_t D = shape.hidden, H = shape.ffn;
   ExpertWeightsView v;
   v.w_gu = ConstUnmanagedMatrix(p, static_cast<size_t>(D), static_cast<size_t>(2 * H));
   v.w_d = ConstUnmanagedMatrix(p + D * 2 * H, static_cast<size_t>(H), static_cast<size_t>(D));
-  if (shape_.activation == Activation::GptOss) {
+  if (shape.activation == Activation::GptOss) {
     v.b_gu = p + D * 2 * H + H * D;
     v.b_d = v.b_gu + 2 * H;
   }

@@ -43,6 +43,9 @@ class ExpertStore {
   std::map<int, TrackedVector> imports_;
 };
 
+/// The views of one expert's packed weights (device pointer `packed`).
+ExpertWeightsView packed_expert_view(const float* packed, const ModelShape& shape);
+
 /// Fills one expert's packed weights from the seed (what ExpertStore holds);
 /// used by the runtime and, on the host in double, by the reference.
 void generate_expert_packed(const ModelShape& shape, int layer, uint64_t seed, int expert, float* packed_device);
