@@ -102,6 +102,14 @@ void add_scenario_options(CLI::App* cmd, std::string& scenario, uint64_t& seed) 
       ->group("Routing");
 }
 
+ScenarioSpec parse_scenario_flag(const std::string& text) {
+  try {
+    return ScenarioSpec::parse(text);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(e.what());
+  }
+}
+
 std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag) {
   std::vector<int64_t> out;
   std::stringstream ss(text);

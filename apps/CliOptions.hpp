@@ -10,6 +10,7 @@
 #include "Comparison.hpp"
 #include "ModelConfig.hpp"
 #include "Policy.hpp"
+#include "Scenario.hpp"
 
 namespace moe::app {
 
@@ -26,6 +27,9 @@ void add_model_options(CLI::App* cmd, ModelOptions& opts);
 
 /// LLEP and capacity parameters.
 void add_policy_options(CLI::App* cmd, PolicyParams& params);
+
+/// The --scenario value parsed; throws moe::InputError with the one-line reason.
+ScenarioSpec parse_scenario_flag(const std::string& text);
 
 /// --scenario, --seed.
 void add_scenario_options(CLI::App* cmd, std::string& scenario, uint64_t& seed);

@@ -75,11 +75,7 @@ RunConfig to_run_config(const CompareOptions& o, int num_ranks) {
   RunConfig c;
   c.shape = o.model.resolve();
   if (!o.tokens_per_rank.empty()) c.tokens_per_rank = parse_int_list(o.tokens_per_rank, "--tokens-per-rank");
-  try {
-    c.scenario = ScenarioSpec::parse(o.scenario);
-  } catch (const std::invalid_argument& e) {
-    throw InputError(e.what());
-  }
+  c.scenario = parse_scenario_flag(o.scenario);
   c.seed = o.seed;
   c.drift = o.drift;
   c.params = o.params;

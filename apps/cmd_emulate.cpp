@@ -276,11 +276,7 @@ nlohmann::json to_json(const EmulationConfig& cfg, const EmulationResult& r, con
 int run_emulate(const EmulateOptions& o) {
   EmulationConfig cfg;
   cfg.shape = o.model.resolve();
-  try {
-    cfg.scenario = ScenarioSpec::parse(o.scenario);
-  } catch (const std::invalid_argument& e) {
-    throw InputError(e.what());
-  }
+  cfg.scenario = parse_scenario_flag(o.scenario);
   cfg.ranks = o.ranks;
   cfg.seed = o.seed;
   cfg.params = o.params;

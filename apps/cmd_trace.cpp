@@ -30,12 +30,7 @@ struct TraceOptions {
 int write_trace(const TraceOptions& o) {
   const ModelShape shape = o.model.resolve();
   if (auto why = validate_shape(shape, o.ranks); !why.empty()) throw InputError(why);
-  ScenarioSpec spec;
-  try {
-    spec = ScenarioSpec::parse(o.scenario);
-  } catch (const std::invalid_argument& e) {
-    throw InputError(e.what());
-  }
+  const ScenarioSpec spec = parse_scenario_flag(o.scenario);
   if (!spec.synthetic())
     throw InputError("--scenario: '" + o.scenario +
                      "' is not synthetic; `moe-ep trace` writes balanced, X:k or zipf:S (record router or model "
