@@ -8,7 +8,11 @@
 // one rank. Every rank computes the same plan from the all-gathered loads, so
 // each rank can tell, from the counts alone, where each of its slots goes.
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
+#include <initializer_list>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -41,6 +45,61 @@ struct SlotRange {
   bool operator==(const SlotRange&) const = default;
 };
 
+/// The ranges of one expert. Almost every expert has one or two ranges, so
+/// they are stored inline and a plan of N experts costs one allocation, not N
+/// (a plan is made on every rank at every step; docs/performance.md, Planner).
+class SlotRangeList {
+ public:
+  static constexpr uint32_t kInline = 2;
+  SlotRangeList() = default;
+  SlotRangeList(std::initializer_list<SlotRange> ranges) { assign(ranges.begin(), ranges.end()); }
+  SlotRangeList(const std::vector<SlotRange>& ranges) { assign(ranges.begin(), ranges.end()); }  // NOLINT
+
+  void push_back(const SlotRange& r) {
+    if (size_ < kInline) {
+      inline_[size_++] = r;
+      return;
+    }
+    if (size_ == kInline) heap_.assign(inline_.begin(), inline_.end());
+    heap_.push_back(r);
+    ++size_;
+  }
+  template <class It>
+  void assign(It first, It last) {
+    clear();
+    for (; first != last; ++first) push_back(*first);
+  }
+  void clear() {
+    size_ = 0;
+    heap_.clear();
+  }
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  SlotRange* begin() { return size_ <= kInline ? inline_.data() : heap_.data(); }
+  SlotRange* end() { return begin() + size_; }
+  const SlotRange* begin() const { return size_ <= kInline ? inline_.data() : heap_.data(); }
+  const SlotRange* end() const { return begin() + size_; }
+  SlotRange& operator[](size_t i) { return begin()[i]; }
+  const SlotRange& operator[](size_t i) const { return begin()[i]; }
+  SlotRange& front() { return *begin(); }
+  const SlotRange& front() const { return *begin(); }
+  SlotRange& back() { return end()[-1]; }
+  const SlotRange& back() const { return end()[-1]; }
+
+  friend bool operator==(const SlotRangeList& a, const SlotRangeList& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end());
+  }
+  friend bool operator==(const SlotRangeList& a, const std::vector<SlotRange>& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end());
+  }
+
+ private:
+  std::array<SlotRange, kInline> inline_{};
+  std::vector<SlotRange> heap_;  // all ranges once there are more than kInline
+  uint32_t size_ = 0;
+};
+
 /// Expert e's weights move from its native rank to a helper rank.
 struct WeightTransfer {
   int expert = 0;
@@ -62,7 +121,7 @@ struct Plan {
   SlotOrder slot_order = SlotOrder::Position;
   /// assignments[e]: ranges of expert e in increasing order; they cover
   /// [0, load[e] - dropped[e]) exactly. Slots at or past the covered end are dropped.
-  std::vector<std::vector<SlotRange>> assignments;
+  std::vector<SlotRangeList> assignments;
   std::vector<WeightTransfer> transfers;
   std::vector<int64_t> dropped;  // per expert
 
@@ -71,6 +130,16 @@ struct Plan {
   int64_t total_dropped() const;
   bool operator==(const Plan&) const = default;
 };
+
+/// For test failure messages.
+inline std::ostream& operator<<(std::ostream& os, const SlotRange& r) {
+  return os << '{' << r.rank << ", " << r.start << ", " << r.end << '}';
+}
+inline std::ostream& operator<<(std::ostream& os, const SlotRangeList& l) {
+  os << '[';
+  for (const auto& r : l) os << r << ' ';
+  return os << ']';
+}
 
 /// Native rank of expert e under standard EP: e / (N / P).
 inline int native_rank(int expert, int num_experts, int num_ranks) {

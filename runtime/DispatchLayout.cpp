@@ -76,7 +76,7 @@ int64_t DispatchLayout::total_recv() const { return std::accumulate(recv_rows.be
 
 namespace {
 // Rank that owns position `pos` of expert e, or -1 when the slot is dropped.
-int owner_of(const std::vector<SlotRange>& ranges, int64_t pos) {
+int owner_of(const SlotRangeList& ranges, int64_t pos) {
   auto it = std::upper_bound(ranges.begin(), ranges.end(), pos,
                              [](int64_t p, const SlotRange& r) { return p < r.start; });
   if (it == ranges.begin()) return -1;
