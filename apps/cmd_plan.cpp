@@ -56,12 +56,7 @@ LoadMatrix loads_from_list(const PlanOptions& o) {
 LoadMatrix loads_from_scenario(const PlanOptions& o) {
   const ModelShape shape = o.model.resolve();
   if (auto why = validate_shape(shape, o.ranks); !why.empty()) throw InputError(why);
-  ScenarioSpec spec;
-  try {
-    spec = ScenarioSpec::parse(o.scenario);
-  } catch (const std::invalid_argument& e) {
-    throw InputError(e.what());
-  }
+  const ScenarioSpec spec = parse_scenario_flag(o.scenario);
   if (!spec.synthetic())
     throw InputError("--scenario: '" + o.scenario +
                      "' needs the router or a trace; the planner takes balanced, X:k or zipf:S (or use --loads)");
@@ -204,14 +199,7 @@ void add_plan_command(CLI::App& app, std::vector<Command>& commands) {
                 "transfers [[expert, src, dst], ...], dropped, imbalance_before, imbalance_after")
       ->group("Output");
 
-  commands.push_back({cmd, /*needs_mpi*/ false, [o] {
-                        try {
-                          return run_plan(*o);
-                        } catch (const InputError& e) {
-                          std::fprintf(stderr, "moe-ep plan: %s\n", e.what());
-                          return kExitBadInput;
-                        }
-                      }});
+  commands.push_back({cmd, /*needs_mpi*/ false, [o] { return run_plan(*o); }});
 }
 
 }  // namespace moe::app

@@ -38,6 +38,9 @@ std::vector<std::string> policy_names();
 std::unique_ptr<PlacementPolicy> make_policy(const std::string& name, const PolicyParams& params);
 /// Checks the parameters; returns "" or a one-line reason naming the flag.
 std::string validate_policy_params(const PolicyParams& params);
+/// Checks a --policies list: not empty, every name registered, parameters valid
+/// for each; "" or a one-line reason naming --policies.
+std::string validate_policy_list(const std::vector<std::string>& names, const PolicyParams& params);
 
 // Factories, one per policy file; registered in PolicyRegistry.cpp.
 std::unique_ptr<PlacementPolicy> make_ep_policy(const PolicyParams& params);

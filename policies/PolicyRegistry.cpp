@@ -45,4 +45,16 @@ std::string validate_policy_params(const PolicyParams& p) {
   return {};
 }
 
+std::string validate_policy_list(const std::vector<std::string>& names, const PolicyParams& params) {
+  if (names.empty()) return "--policies must name at least one policy";
+  for (const auto& name : names) {
+    try {
+      make_policy(name, params);
+    } catch (const std::invalid_argument& e) {
+      return std::string("--policies: ") + e.what();
+    }
+  }
+  return {};
+}
+
 }  // namespace moe

@@ -44,15 +44,7 @@ std::string validate_run_config(const RunConfig& c, int num_ranks) {
   if (c.warmup < 0) return "--warmup must be >= 0 (got " + std::to_string(c.warmup) + ")";
   if (!(c.drift >= 0.0 && c.drift <= 1.0)) return "--drift must be in [0, 1] (got " + std::to_string(c.drift) + ")";
   if (!(c.mem_budget_mib >= 0.0)) return "--mem-budget must be >= 0 MiB (got " + std::to_string(c.mem_budget_mib) + ")";
-  if (c.policies.empty()) return "--policies must name at least one policy";
-  for (const auto& p : c.policies) {
-    try {
-      make_policy(p, c.params);
-    } catch (const std::invalid_argument& e) {
-      return std::string("--policies: ") + e.what();
-    }
-  }
-  return {};
+  return validate_policy_list(c.policies, c.params);
 }
 
 namespace {

@@ -25,15 +25,7 @@ std::string validate_emulation_config(const EmulationConfig& c) {
   if (c.warmup < 0) return "--warmup must be >= 0 (got " + std::to_string(c.warmup) + ")";
   if (!(c.link_gbps >= 0.0)) return "--link-gbps must be >= 0 (got " + std::to_string(c.link_gbps) + ")";
   if (!(c.drift >= 0.0 && c.drift <= 1.0)) return "--drift must be in [0, 1] (got " + std::to_string(c.drift) + ")";
-  if (c.policies.empty()) return "--policies must name at least one policy";
-  for (const auto& p : c.policies) {
-    try {
-      make_policy(p, c.params);
-    } catch (const std::invalid_argument& e) {
-      return std::string("--policies: ") + e.what();
-    }
-  }
-  return {};
+  return validate_policy_list(c.policies, c.params);
 }
 
 int64_t RankWork::largest_block() const {
