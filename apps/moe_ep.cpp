@@ -22,9 +22,7 @@ int main(int argc, char** argv) {
   add_run_and_compare_commands(app, commands);
   add_trace_command(app, commands);
   add_emulate_command(app, commands);
-#ifdef MOE_HAVE_PLAN_COMMAND
   add_plan_command(app, commands);
-#endif
 
   // Parse before MPI_Init: bad flags fail the same way on every rank, and
   // only the launcher's rank 0 prints, so a typo never hangs or floods a job.
