@@ -116,6 +116,15 @@ nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& res) {
   return {{"config", config}, {"policies", policies}, {"fastest_exact", res.fastest_exact()}};
 }
 
+std::string check_writable(const std::string& path, const std::string& flag) {
+  const std::string tmp = path + ".tmp";
+  std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+  if (!f) return flag + ": cannot write '" + tmp + "' (does the directory exist and is it writable?)";
+  f.close();
+  std::remove(tmp.c_str());
+  return {};
+}
+
 void write_file_atomically(const std::string& path, const std::string& content) {
   const std::string tmp = path + ".tmp";
   {

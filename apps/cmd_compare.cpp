@@ -103,6 +103,11 @@ int run_compare(const CompareOptions& o) {
     throw InputError(e.what());
   }
   const RunConfig cfg = to_run_config(o, comm->size());
+  if (!o.json_path.empty()) {
+    // Rank 0 writes the JSON: find out now, not after the run, if it cannot.
+    const std::string why = comm->rank() == 0 ? check_writable(o.json_path, "--json") : std::string();
+    if (comm->allreduce_sum(why.empty() ? 0 : 1) > 0) throw InputError(why.empty() ? "--json: not writable" : why);
+  }
   std::unique_ptr<TimelineOutput> timeline;  // collective: created before the first step
   if (!o.timeline_path.empty()) timeline = std::make_unique<TimelineOutput>(o.timeline_path, cfg, *comm);
   const ComparisonResult result = run_comparison(cfg, *comm, timeline ? timeline->observer() : StepObserver{});
