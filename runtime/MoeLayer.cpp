@@ -90,12 +90,14 @@ StepRecord MoeLayer::forward(const Matrix& x, const RoutingKey& key, const Place
     std::vector<float> gathered_gates;  // only for gate-ordered plans
     if (plan.slot_order == SlotOrder::GateDescending) {
       // Gates of this rank's slots grouped by expert, local order within each.
-      std::vector<float> mine;
-      mine.reserve(routing.expert_ids.size());
+      // A stable bucket pass: expert e's gates start at the sum of the local
+      // counts of the experts before it.
+      std::vector<float> mine(routing.expert_ids.size());
+      std::vector<int64_t> cursor(N, 0);
+      for (int e = 1; e < N; ++e) cursor[e] = cursor[e - 1] + local[e - 1];
       auto gates_host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), routing.gates);
-      for (int e = 0; e < N; ++e)
-        for (size_t s = 0; s < routing.expert_ids.size(); ++s)
-          if (routing.expert_ids[s] == e) mine.push_back(gates_host(s));
+      for (size_t s = 0; s < routing.expert_ids.size(); ++s)
+        mine[static_cast<size_t>(cursor[routing.expert_ids[s]]++)] = gates_host(s);
       std::vector<int64_t> counts(P, 0);
       int64_t total = 0;
       for (int q = 0; q < P; ++q)
