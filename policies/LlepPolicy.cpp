@@ -35,7 +35,6 @@ struct LlaScratch {
   std::vector<int64_t> key;         // per rank: assigned + pending (starts as the EP rank load)
   std::vector<uint64_t> packed;     // visit-order sort keys
   std::vector<int> order;           // experts in visit order
-  std::vector<SlotRange> ranges;    // ranges of the expert being placed
   std::vector<int> helper_stamp;    // per rank: 1 + the last expert it received a transfer of
 };
 
@@ -86,21 +85,34 @@ void visit_order(const std::vector<int64_t>& loads, LlaScratch& s) {
 
 /// The rank other than `native` with the smallest (key, rank id). P is at most
 /// a few hundred and only spills ask, so two passes over one contiguous array
-/// (a min the compiler vectorises, then the first rank holding it) beat keeping
-/// a heap up to date after every native visit.
-int least_loaded_other(const std::vector<int64_t>& key, int native) {
+/// beat keeping a heap up to date after every native visit: a min over four
+/// independent lanes (a single running min is one long dependency chain), then
+/// the first rank holding it. The native is hidden behind the largest key
+/// while it scans.
+int least_loaded_other(std::vector<int64_t>& key, int native) {
+  constexpr int64_t kNone = std::numeric_limits<int64_t>::max();
   const int P = static_cast<int>(key.size());
-  int64_t least = std::numeric_limits<int64_t>::max();
-  for (int r = 0; r < native; ++r) least = std::min(least, key[r]);
-  for (int r = native + 1; r < P; ++r) least = std::min(least, key[r]);
-  for (int r = 0; r < P; ++r)
-    if (r != native && key[r] == least) return r;
-  return -1;  // P == 1: there is no other rank
+  const int64_t native_key = key[native];
+  key[native] = kNone;
+  int64_t lane[4] = {kNone, kNone, kNone, kNone};
+  int r = 0;
+  for (; r + 4 <= P; r += 4)
+    for (int l = 0; l < 4; ++l) lane[l] = std::min(lane[l], key[r + l]);
+  for (; r < P; ++r) lane[0] = std::min(lane[0], key[r]);
+  const int64_t least = std::min(std::min(lane[0], lane[1]), std::min(lane[2], lane[3]));
+  int found = -1;  // stays -1 only when P == 1: there is no other rank
+  for (r = 0; r < P; ++r)
+    if (key[r] == least && r != native) {
+      found = r;
+      break;
+    }
+  key[native] = native_key;
+  return found;
 }
 
 /// Appends [start, end) for `rank`, merging with the previous range when the
 /// same rank continues it (a forced remainder right after its own chunk).
-void append_range(std::vector<SlotRange>& ranges, int rank, int64_t start, int64_t end) {
+void append_range(SlotRangeList& ranges, int rank, int64_t start, int64_t end) {
   if (!ranges.empty() && ranges.back().rank == rank && ranges.back().end == start) {
     ranges.back().end = end;
     return;
@@ -161,13 +173,13 @@ class LlepPolicy final : public PlacementPolicy {
     for (const int e : s.order) {
       const int64_t load = loads[e];
       const int native = e / M;
-      s.ranges.clear();
+      SlotRangeList& ranges = plan.assignments[e];  // ranges are stored inline: no allocation
       // Moving e from native's pending to its assigned leaves key unchanged, so
       // room before the visit is m_alpha - (key - load).
       const int64_t room = m_alpha - (key[native] - load);
       const int64_t native_take = P == 1 ? load : std::clamp<int64_t>(room, 0, load);
       key[native] -= load - native_take;
-      if (native_take > 0) s.ranges.push_back({native, 0, native_take});
+      if (native_take > 0) ranges.push_back({native, 0, native_take});
 
       int64_t given = native_take;
       while (given < load) {
@@ -179,7 +191,7 @@ class LlepPolicy final : public PlacementPolicy {
         const int64_t c = std::min(remainder, m_alpha - key[q]);
         const bool qualifies = c > 0 && !(c < m && remainder > c);
         const int64_t take = qualifies ? c : remainder;  // else forced: q takes it all
-        append_range(s.ranges, q, given, given + take);
+        append_range(ranges, q, given, given + take);
         key[q] += take;
         given += take;
         // One weight transfer per helper of e, even if a forced remainder
@@ -189,7 +201,6 @@ class LlepPolicy final : public PlacementPolicy {
           plan.transfers.push_back({e, native, q});
         }
       }
-      plan.assignments[e].assign(s.ranges.begin(), s.ranges.end());
     }
     return plan;
   }
