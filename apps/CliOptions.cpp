@@ -1,9 +1,9 @@
-#include "CliOptions.hpp"
+#include "apps/CliOptions.hpp"
 
 #include <charconv>
 #include <sstream>
 
-#include "Errors.hpp"
+#include "runtime/common/Errors.hpp"
 
 namespace moe::app {
 

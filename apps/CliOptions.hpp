@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "Comparison.hpp"
-#include "ModelConfig.hpp"
-#include "Policy.hpp"
-#include "Scenario.hpp"
+#include "runtime/harness/Comparison.hpp"
+#include "runtime/common/ModelConfig.hpp"
+#include "policies/Policy.hpp"
+#include "runtime/workload/Scenario.hpp"
 
 namespace moe::app {
 

@@ -1,4 +1,4 @@
-#include "LaunchRank.hpp"
+#include "apps/LaunchRank.hpp"
 
 #include <mpi.h>
 
@@ -8,9 +8,9 @@
 #include <exception>
 #include <string>
 
-#include "Commands.hpp"
-#include "Communicator.hpp"
-#include "Errors.hpp"
+#include "apps/Commands.hpp"
+#include "comm/Communicator.hpp"
+#include "runtime/common/Errors.hpp"
 
 namespace moe::app {
 

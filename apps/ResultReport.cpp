@@ -1,11 +1,11 @@
-#include "ResultReport.hpp"
+#include "apps/ResultReport.hpp"
 
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>
 
-#include "Errors.hpp"
+#include "runtime/common/Errors.hpp"
 
 namespace moe::app {
 

@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "Comparison.hpp"
+#include "runtime/harness/Comparison.hpp"
 
 namespace moe::app {
 

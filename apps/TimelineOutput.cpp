@@ -1,4 +1,4 @@
-#include "TimelineOutput.hpp"
+#include "apps/TimelineOutput.hpp"
 
 #include <unistd.h>
 
@@ -7,9 +7,9 @@
 #include <stdexcept>
 #include <vector>
 
-#include "Errors.hpp"
-#include "ResultReport.hpp"
-#include "TimelineWriter.hpp"
+#include "runtime/common/Errors.hpp"
+#include "apps/ResultReport.hpp"
+#include "runtime/io/TimelineWriter.hpp"
 #include "version.hpp"
 
 namespace moe::app {

@@ -5,8 +5,8 @@
 #include <memory>
 #include <string>
 
-#include "Communicator.hpp"
-#include "Comparison.hpp"
+#include "comm/Communicator.hpp"
+#include "runtime/harness/Comparison.hpp"
 
 namespace moe {
 class TimelineWriter;

@@ -2,13 +2,13 @@
 #include <cstdio>
 #include <memory>
 
-#include "CliOptions.hpp"
-#include "Commands.hpp"
-#include "Errors.hpp"
-#include "CommFactory.hpp"
-#include "ResultReport.hpp"
-#include "TimelineOutput.hpp"
-#include "TraceReader.hpp"
+#include "apps/CliOptions.hpp"
+#include "apps/Commands.hpp"
+#include "runtime/common/Errors.hpp"
+#include "comm/CommFactory.hpp"
+#include "apps/ResultReport.hpp"
+#include "apps/TimelineOutput.hpp"
+#include "runtime/io/TraceReader.hpp"
 
 namespace moe::app {
 

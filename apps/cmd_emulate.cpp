@@ -12,13 +12,13 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "CliOptions.hpp"
-#include "Commands.hpp"
-#include "Emulation.hpp"
-#include "Errors.hpp"
-#include "ResultReport.hpp"
+#include "apps/CliOptions.hpp"
+#include "apps/Commands.hpp"
+#include "runtime/emulate/Emulation.hpp"
+#include "runtime/common/Errors.hpp"
+#include "apps/ResultReport.hpp"
 #ifdef MOE_HAVE_CUDA
-#include "CudaExpertRunner.hpp"
+#include "kernels/cuda/CudaExpertRunner.hpp"
 #endif
 
 namespace moe::app {

@@ -8,10 +8,10 @@
 #include <numeric>
 #include <sstream>
 
-#include "CliOptions.hpp"
-#include "Commands.hpp"
-#include "Errors.hpp"
-#include "Scenario.hpp"
+#include "apps/CliOptions.hpp"
+#include "apps/Commands.hpp"
+#include "runtime/common/Errors.hpp"
+#include "runtime/workload/Scenario.hpp"
 
 namespace moe::app {
 

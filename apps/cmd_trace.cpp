@@ -6,11 +6,12 @@
 #include <exception>
 #include <memory>
 
-#include "CliOptions.hpp"
-#include "Commands.hpp"
-#include "Errors.hpp"
-#include "Scenario.hpp"
-#include "TraceReader.hpp"
+#include "apps/CliOptions.hpp"
+#include "apps/Commands.hpp"
+#include "runtime/common/Errors.hpp"
+#include "runtime/workload/Scenario.hpp"
+#include "runtime/io/TraceReader.hpp"
+#include "runtime/workload/RoutingSources.hpp"
 #include "version.hpp"
 
 namespace moe::app {

@@ -5,9 +5,9 @@
 #include <cstdlib>
 #include <string>
 
-#include "CliOptions.hpp"
-#include "Commands.hpp"
-#include "LaunchRank.hpp"
+#include "apps/CliOptions.hpp"
+#include "apps/Commands.hpp"
+#include "apps/LaunchRank.hpp"
 #include "version.hpp"
 
 int main(int argc, char** argv) {

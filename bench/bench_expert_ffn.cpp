@@ -7,7 +7,7 @@
 #include <Kokkos_Core.hpp>
 #include <random>
 
-#include "ExpertFfn.hpp"
+#include "kernels/ExpertFfn.hpp"
 
 extern "C" void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
                        const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,

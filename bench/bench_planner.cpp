@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "Policy.hpp"
+#include "policies/Policy.hpp"
 
 namespace {
 

@@ -1,11 +1,11 @@
-#include "CommFactory.hpp"
+#include "comm/CommFactory.hpp"
 
 #include <stdexcept>
 
-#include "MpiCommunicator.hpp"
+#include "comm/MpiCommunicator.hpp"
 #ifdef MOE_HAVE_NCCL
-#include "NcclCommunicator.hpp"
-#include "StagedMpiCommunicator.hpp"
+#include "comm/NcclCommunicator.hpp"
+#include "comm/StagedMpiCommunicator.hpp"
 #endif
 
 namespace moe {

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "Communicator.hpp"
+#include "comm/Communicator.hpp"
 
 namespace moe {
 

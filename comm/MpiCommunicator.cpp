@@ -1,4 +1,4 @@
-#include "MpiCommunicator.hpp"
+#include "comm/MpiCommunicator.hpp"
 
 #include <algorithm>
 #include <climits>

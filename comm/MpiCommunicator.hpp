@@ -7,7 +7,7 @@
 
 #include <vector>
 
-#include "Communicator.hpp"
+#include "comm/Communicator.hpp"
 
 namespace moe {
 

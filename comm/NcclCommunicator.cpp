@@ -1,4 +1,4 @@
-#include "NcclCommunicator.hpp"
+#include "comm/NcclCommunicator.hpp"
 
 #include <cuda_runtime.h>
 #include <nccl.h>

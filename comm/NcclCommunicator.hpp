@@ -16,7 +16,7 @@
 
 #include <memory>
 
-#include "Communicator.hpp"
+#include "comm/Communicator.hpp"
 
 namespace moe {
 

@@ -1,4 +1,4 @@
-#include "StagedMpiCommunicator.hpp"
+#include "comm/StagedMpiCommunicator.hpp"
 
 #include <cuda_runtime.h>
 #include <mpi.h>

@@ -8,7 +8,7 @@
 #include <memory>
 #include <vector>
 
-#include "Communicator.hpp"
+#include "comm/Communicator.hpp"
 
 namespace moe {
 

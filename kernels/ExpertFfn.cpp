@@ -1,7 +1,7 @@
-#include "ExpertFfn.hpp"
+#include "kernels/ExpertFfn.hpp"
 
-#include "Gemm.hpp"
-#include "KokkosMath.hpp"
+#include "kernels/Gemm.hpp"
+#include "kernels/KokkosMath.hpp"
 
 namespace moe {
 

@@ -6,7 +6,7 @@
 // The two GEMMs go to the vendor BLAS through gemm_nn; the activation is one
 // Kokkos kernel.
 
-#include "KernelTypes.hpp"
+#include "kernels/KernelTypes.hpp"
 
 namespace moe {
 

@@ -3,7 +3,7 @@
 // Backends: Kokkos Kernels' KokkosBlas::gemm (BLAS TPL) on host builds
 // (GemmKokkosBlas.cpp); cuBLAS on CUDA builds (GemmCublas.cpp).
 
-#include "KernelTypes.hpp"
+#include "kernels/KernelTypes.hpp"
 
 namespace moe {
 

@@ -2,7 +2,7 @@
 // cluster's) row-major float views go to the vendor sgemm.
 #include <KokkosBlas3_gemm.hpp>
 
-#include "Gemm.hpp"
+#include "kernels/Gemm.hpp"
 
 namespace moe {
 

@@ -1,4 +1,4 @@
-#include "Permute.hpp"
+#include "kernels/Permute.hpp"
 
 namespace moe {
 

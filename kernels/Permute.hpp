@@ -2,7 +2,7 @@
 // Row permutations between the runtime's buffers (token order, send order,
 // receive order, expert-major order) and the gate-weighted combine.
 
-#include "KernelTypes.hpp"
+#include "kernels/KernelTypes.hpp"
 
 namespace moe {
 

@@ -1,6 +1,6 @@
-#include "RouterKernels.hpp"
+#include "kernels/RouterKernels.hpp"
 
-#include "KokkosMath.hpp"
+#include "kernels/KokkosMath.hpp"
 
 namespace moe {
 

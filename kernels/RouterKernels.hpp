@@ -2,7 +2,7 @@
 // Router kernels: top-K selection over router logits and the gate weights
 // (softmax over the chosen experts' logits, i.e. the renormalised softmax).
 
-#include "KernelTypes.hpp"
+#include "kernels/KernelTypes.hpp"
 
 namespace moe {
 

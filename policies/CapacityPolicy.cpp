@@ -7,7 +7,7 @@
 #include <numeric>
 #include <stdexcept>
 
-#include "Policy.hpp"
+#include "policies/Policy.hpp"
 
 namespace moe {
 

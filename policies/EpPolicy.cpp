@@ -2,7 +2,7 @@
 // all of its slots there.
 #include <stdexcept>
 
-#include "Policy.hpp"
+#include "policies/Policy.hpp"
 
 namespace moe {
 

@@ -1,4 +1,4 @@
-#include "Plan.hpp"
+#include "policies/Plan.hpp"
 
 #include <algorithm>
 #include <numeric>

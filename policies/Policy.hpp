@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "Plan.hpp"
+#include "policies/Plan.hpp"
 
 namespace moe {
 

@@ -4,7 +4,7 @@
 #include <stdexcept>
 #include <utility>
 
-#include "Policy.hpp"
+#include "policies/Policy.hpp"
 
 namespace moe {
 namespace {

@@ -1,4 +1,4 @@
-#include "CublasGemm.hpp"
+#include "kernels/cuda/CublasGemm.hpp"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>

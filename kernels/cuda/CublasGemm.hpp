@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "CudaRuntime.hpp"
+#include "kernels/cuda/CudaRuntime.hpp"
 
 struct CUstream_st;
 struct cublasContext;

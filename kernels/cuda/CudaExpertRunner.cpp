@@ -1,4 +1,4 @@
-#include "CudaExpertRunner.hpp"
+#include "kernels/cuda/CudaExpertRunner.hpp"
 
 #include <cuda_runtime.h>
 

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "ExpertKernels.hpp"
+#include "kernels/cuda/ExpertKernels.hpp"
 
 namespace moe::cuda {
 

@@ -1,4 +1,4 @@
-#include "CudaRuntime.hpp"
+#include "kernels/cuda/CudaRuntime.hpp"
 
 #include <cuda_runtime.h>
 

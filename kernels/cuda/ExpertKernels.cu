@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "ExpertKernels.hpp"
+#include "kernels/cuda/ExpertKernels.hpp"
 
 namespace moe::cuda {
 

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "CublasGemm.hpp"
+#include "kernels/cuda/CublasGemm.hpp"
 
 namespace moe::cuda {
 

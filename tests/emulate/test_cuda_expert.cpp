@@ -10,8 +10,8 @@
 #include <random>
 #include <vector>
 
-#include "CublasGemm.hpp"
-#include "CudaExpertRunner.hpp"
+#include "kernels/cuda/CublasGemm.hpp"
+#include "kernels/cuda/CudaExpertRunner.hpp"
 
 using namespace moe::cuda;
 

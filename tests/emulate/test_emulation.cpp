@@ -8,8 +8,8 @@
 #include <map>
 #include <numeric>
 
-#include "Emulation.hpp"
-#include "Scenario.hpp"
+#include "runtime/emulate/Emulation.hpp"
+#include "runtime/workload/Scenario.hpp"
 
 using namespace moe;
 

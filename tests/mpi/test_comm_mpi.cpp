@@ -5,7 +5,7 @@
 
 #include <numeric>
 
-#include "MpiCommunicator.hpp"
+#include "comm/MpiCommunicator.hpp"
 
 using namespace moe;
 

@@ -7,9 +7,11 @@
 #include <Kokkos_Core.hpp>
 #include <numeric>
 
-#include "MemoryModel.hpp"
-#include "MoeLayer.hpp"
-#include "MpiCommunicator.hpp"
+#include "runtime/layer/MemoryModel.hpp"
+#include "runtime/layer/MoeLayer.hpp"
+#include "runtime/workload/RoutingSources.hpp"
+#include "runtime/workload/Tokens.hpp"
+#include "comm/MpiCommunicator.hpp"
 
 using namespace moe;
 

@@ -10,7 +10,7 @@
 #include <numeric>
 #include <vector>
 
-#include "Policy.hpp"
+#include "policies/Policy.hpp"
 
 namespace moe::test {
 

@@ -1,7 +1,7 @@
 // Capacity-based dropping: hand-worked capacities and plans.
 #include <gtest/gtest.h>
 
-#include "Policy.hpp"
+#include "policies/Policy.hpp"
 
 using namespace moe;
 

@@ -5,7 +5,7 @@
 #include <random>
 
 #include "NaiveLla.hpp"
-#include "Policy.hpp"
+#include "policies/Policy.hpp"
 #include "RandomLoads.hpp"
 
 using namespace moe;

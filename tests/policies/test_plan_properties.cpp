@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "NaiveLla.hpp"
-#include "Policy.hpp"
+#include "policies/Policy.hpp"
 #include "RandomLoads.hpp"
 
 using namespace moe;

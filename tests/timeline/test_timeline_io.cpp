@@ -11,10 +11,11 @@
 #include <string>
 #include <vector>
 
-#include "Errors.hpp"
-#include "Scenario.hpp"
-#include "TimelineWriter.hpp"
-#include "TraceReader.hpp"
+#include "runtime/common/Errors.hpp"
+#include "runtime/workload/Scenario.hpp"
+#include "runtime/io/TimelineWriter.hpp"
+#include "runtime/io/TraceReader.hpp"
+#include "runtime/workload/RoutingSources.hpp"
 
 namespace moe {
 namespace {

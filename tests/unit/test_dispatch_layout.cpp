@@ -7,8 +7,8 @@
 #include <map>
 #include <random>
 
-#include "DispatchLayout.hpp"
-#include "Policy.hpp"
+#include "runtime/layer/DispatchLayout.hpp"
+#include "policies/Policy.hpp"
 
 using namespace moe;
 

@@ -6,10 +6,10 @@
 #include <numeric>
 #include <random>
 
-#include "ExpertFfn.hpp"
-#include "Gemm.hpp"
-#include "Permute.hpp"
-#include "RouterKernels.hpp"
+#include "kernels/ExpertFfn.hpp"
+#include "kernels/Gemm.hpp"
+#include "kernels/Permute.hpp"
+#include "kernels/RouterKernels.hpp"
 
 using namespace moe;
 

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "MemoryModel.hpp"
+#include "runtime/layer/MemoryModel.hpp"
 
 using namespace moe;
 

@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "ModelConfig.hpp"
+#include "runtime/common/ModelConfig.hpp"
 
 using namespace moe;
 

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "Policy.hpp"
+#include "policies/Policy.hpp"
 
 using namespace moe;
 

@@ -2,9 +2,9 @@
 
 #include <cmath>
 
-#include "ExpertStore.hpp"
-#include "Reference.hpp"
-#include "Rng.hpp"
+#include "runtime/layer/ExpertStore.hpp"
+#include "runtime/harness/Reference.hpp"
+#include "runtime/common/Rng.hpp"
 
 using namespace moe;
 

@@ -3,7 +3,7 @@
 #include <numeric>
 #include <stdexcept>
 
-#include "Scenario.hpp"
+#include "runtime/workload/Scenario.hpp"
 
 using namespace moe;
 

@@ -1,0 +1,89 @@
+#pragma once
+// Runs several placement policies side by side on identical inputs: the same
+// seeds, routing, weights and kernels; per step and layer the inputs are made
+// once and every policy runs on them in turn.
+
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "comm/Communicator.hpp"
+#include "runtime/common/ModelConfig.hpp"
+#include "policies/Plan.hpp"
+#include "policies/Policy.hpp"
+#include "runtime/workload/Scenario.hpp"
+#include "runtime/layer/StepRecord.hpp"
+
+namespace moe {
+
+struct RunConfig {
+  ModelShape shape;
+  std::vector<int64_t> tokens_per_rank;  // empty: shape.tokens on every rank
+  ScenarioSpec scenario;
+  double drift = 0.1;  // routing drift between steps (see Scenario.hpp)
+  uint64_t seed = 1;
+  int steps = 1;
+  int layers = 1;
+  int warmup = 1;  // untimed steps per policy before measuring
+  bool check = false;
+  bool quiet = false;  // no progress on stderr
+  double mem_budget_mib = 0.0;  // per-rank budget of the runtime's buffers; 0 = none
+  PolicyParams params;
+  std::vector<std::string> policies{"ep"};
+
+  int64_t tokens_on(int rank) const {
+    return tokens_per_rank.empty() ? shape.tokens : tokens_per_rank[static_cast<size_t>(rank)];
+  }
+};
+
+/// Checks a run config for `num_ranks` ranks: "" or a one-line reason naming the flag.
+std::string validate_run_config(const RunConfig& config, int num_ranks);
+
+struct PolicyResult {
+  std::string name;
+  bool exact = true;
+  std::string status = "ok";  // "ok" or "oom"
+  std::string status_detail;
+  std::vector<int64_t> rank_slots;       // slots computed, summed over measured layer-steps
+  std::vector<double> rank_busy_s;       // busy seconds, summed likewise
+  std::vector<int64_t> rank_peak_bytes;  // max over layer-steps
+  int64_t token_bytes = 0;               // bytes of tokens sent between ranks, all ranks
+  int64_t weight_bytes = 0;              // bytes of expert weights sent, all ranks
+  int64_t dropped_slots = 0;
+  int64_t routed_slots = 0;              // all ranks' slots over the measured layer-steps
+  double makespan_s = 0.0;               // sum over layer-steps of the max busy over ranks
+  double wall_s = 0.0;                   // sum over layer-steps of the max step wall time over ranks
+  double speedup_vs_ep = NAN;
+  std::optional<double> max_rel_err;       // vs the reference with the same slots dropped
+  std::optional<double> max_rel_err_full;  // vs the full reference (the price of dropping)
+  std::optional<double> alpha_used;        // LLEP under --mem-budget: the smallest alpha it needed
+  int oom_steps = 0;                       // layer-steps not run because the plan did not fit
+
+  double imbalance_sum = 0.0;            // sum over layer-steps of max/mean rank slots
+  int executed_steps = 0;                // layer-steps run (not OOM)
+
+  /// Mean over layer-steps of each step's max/mean rank slots (routing drifts
+  /// between steps, so the imbalance of the summed slots would understate it).
+  double slot_imbalance() const;
+  double mean_busy_s() const;
+  double dropped_percent() const { return routed_slots > 0 ? 100.0 * dropped_slots / routed_slots : 0.0; }
+};
+
+struct ComparisonResult {
+  int num_ranks = 0;
+  std::vector<PolicyResult> policies;
+  /// Fastest exact policy that completed (empty when none).
+  std::string fastest_exact() const;
+};
+
+/// Called on rank 0 after each (step, layer, policy) with every rank's record.
+using StepObserver = std::function<void(const std::string& policy, int step, int layer,
+                                        const std::vector<StepRecord>& per_rank, const LoadMatrix& loads)>;
+
+/// Runs the comparison; collective over `comm`. The result is complete on rank 0.
+ComparisonResult run_comparison(const RunConfig& config, Communicator& comm, const StepObserver& observer = {});
+
+}  // namespace moe

@@ -1,0 +1,286 @@
+#include "runtime/io/TimelineWriter.hpp"
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <stdexcept>
+
+#include "runtime/io/H5Util.hpp"
+#include "runtime/layer/PhaseTimer.hpp"
+
+namespace moe {
+
+namespace {
+
+constexpr size_t kPhases = static_cast<size_t>(Phase::Count);
+
+// One /timeline row in memory. The file type is the same compound, packed.
+struct TimelineRow {
+  int8_t policy;
+  int32_t step;
+  int32_t layer;
+  int32_t rank;
+  int64_t slots_routed;
+  int64_t slots_native;
+  int64_t slots_foreign;
+  int64_t experts_imported;
+  int64_t slots_dropped;
+  int64_t bytes_tokens_sent;
+  int64_t bytes_tokens_recv;
+  int64_t bytes_weights_sent;
+  int64_t bytes_weights_recv;
+  double t[kPhases];  // wall seconds per phase: t_route ... t_combine
+  double busy_s;
+  int64_t peak_bytes;
+};
+
+// One /expert_load row.
+struct ExpertLoadRow {
+  int8_t policy;
+  int32_t step;
+  int32_t layer;
+  int32_t expert;
+  int64_t slots;
+};
+
+constexpr hsize_t kTimelineChunk = 1024;  // rows (~150 bytes each)
+constexpr hsize_t kLoadChunk = 4096;      // rows (24 bytes each)
+
+h5::Handle make_policy_enum(const std::vector<std::string>& policies) {
+  if (policies.empty() || policies.size() > 127)
+    throw std::invalid_argument("timeline: between 1 and 127 policies are supported");
+  h5::Handle t = h5::type(h5::check_id(H5Tenum_create(H5T_NATIVE_INT8), "H5Tenum_create"));
+  for (size_t i = 0; i < policies.size(); ++i) {
+    const int8_t v = static_cast<int8_t>(i);
+    h5::check(H5Tenum_insert(t, policies[i].c_str(), &v), "H5Tenum_insert " + policies[i]);
+  }
+  return t;
+}
+
+void insert(hid_t compound, const char* name, size_t offset, hid_t member) {
+  h5::check(H5Tinsert(compound, name, offset, member), std::string("H5Tinsert ") + name);
+}
+
+h5::Handle make_timeline_type(hid_t policy_enum) {
+  h5::Handle t = h5::type(h5::check_id(H5Tcreate(H5T_COMPOUND, sizeof(TimelineRow)), "H5Tcreate"));
+  insert(t, "policy", offsetof(TimelineRow, policy), policy_enum);
+  insert(t, "step", offsetof(TimelineRow, step), H5T_NATIVE_INT32);
+  insert(t, "layer", offsetof(TimelineRow, layer), H5T_NATIVE_INT32);
+  insert(t, "rank", offsetof(TimelineRow, rank), H5T_NATIVE_INT32);
+  insert(t, "slots_routed", offsetof(TimelineRow, slots_routed), H5T_NATIVE_INT64);
+  insert(t, "slots_native", offsetof(TimelineRow, slots_native), H5T_NATIVE_INT64);
+  insert(t, "slots_foreign", offsetof(TimelineRow, slots_foreign), H5T_NATIVE_INT64);
+  insert(t, "experts_imported", offsetof(TimelineRow, experts_imported), H5T_NATIVE_INT64);
+  insert(t, "slots_dropped", offsetof(TimelineRow, slots_dropped), H5T_NATIVE_INT64);
+  insert(t, "bytes_tokens_sent", offsetof(TimelineRow, bytes_tokens_sent), H5T_NATIVE_INT64);
+  insert(t, "bytes_tokens_recv", offsetof(TimelineRow, bytes_tokens_recv), H5T_NATIVE_INT64);
+  insert(t, "bytes_weights_sent", offsetof(TimelineRow, bytes_weights_sent), H5T_NATIVE_INT64);
+  insert(t, "bytes_weights_recv", offsetof(TimelineRow, bytes_weights_recv), H5T_NATIVE_INT64);
+  for (size_t p = 0; p < kPhases; ++p) {
+    const std::string name = std::string("t_") + kPhaseNames[p];
+    insert(t, name.c_str(), offsetof(TimelineRow, t) + p * sizeof(double), H5T_NATIVE_DOUBLE);
+  }
+  insert(t, "busy_s", offsetof(TimelineRow, busy_s), H5T_NATIVE_DOUBLE);
+  insert(t, "peak_bytes", offsetof(TimelineRow, peak_bytes), H5T_NATIVE_INT64);
+  return t;
+}
+
+h5::Handle make_load_type(hid_t policy_enum) {
+  h5::Handle t = h5::type(h5::check_id(H5Tcreate(H5T_COMPOUND, sizeof(ExpertLoadRow)), "H5Tcreate"));
+  insert(t, "policy", offsetof(ExpertLoadRow, policy), policy_enum);
+  insert(t, "step", offsetof(ExpertLoadRow, step), H5T_NATIVE_INT32);
+  insert(t, "layer", offsetof(ExpertLoadRow, layer), H5T_NATIVE_INT32);
+  insert(t, "expert", offsetof(ExpertLoadRow, expert), H5T_NATIVE_INT32);
+  insert(t, "slots", offsetof(ExpertLoadRow, slots), H5T_NATIVE_INT64);
+  return t;
+}
+
+// The packed file type of a memory compound (no padding in the file).
+h5::Handle packed(hid_t mem_type) {
+  h5::Handle t = h5::type(h5::check_id(H5Tcopy(mem_type), "H5Tcopy"));
+  h5::check(H5Tpack(t), "H5Tpack");
+  return t;
+}
+
+h5::Handle create_extendible(hid_t file, const char* name, hid_t file_type, hsize_t chunk, bool& compressed) {
+  const hsize_t dims = 0, maxdims = H5S_UNLIMITED;
+  h5::Handle space = h5::space(h5::check_id(H5Screate_simple(1, &dims, &maxdims), "H5Screate_simple"));
+  h5::Handle dcpl = h5::chunked_plist({chunk}, compressed);
+  return h5::dataset(h5::check_id(H5Dcreate2(file, name, file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT),
+                                  std::string("creating dataset ") + name));
+}
+
+// Appends n rows of mem_type from data to a 1-D extendible dataset.
+void append_rows(hid_t dset, hid_t mem_type, const void* data, hsize_t n, const char* name) {
+  if (n == 0) return;
+  h5::Handle fspace0 = h5::space(h5::check_id(H5Dget_space(dset), std::string("space of ") + name));
+  hsize_t cur = 0;
+  H5Sget_simple_extent_dims(fspace0, &cur, nullptr);
+  const hsize_t next = cur + n;
+  h5::check(H5Dset_extent(dset, &next), std::string("extending ") + name);
+  h5::Handle fspace = h5::space(h5::check_id(H5Dget_space(dset), std::string("space of ") + name));
+  h5::check(H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &cur, nullptr, &n, nullptr), "H5Sselect_hyperslab");
+  h5::Handle mspace = h5::space(h5::check_id(H5Screate_simple(1, &n, nullptr), "H5Screate_simple"));
+  h5::check(H5Dwrite(dset, mem_type, mspace, fspace, H5P_DEFAULT, data), std::string("writing ") + name);
+}
+
+// "--timeline: cannot create 'x': No such file or directory"-style reason.
+std::string create_failure(const std::string& path) {
+  namespace fs = std::filesystem;
+  const fs::path p(path);
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return "the directory '" + dir.string() + "' does not exist";
+  if (!fs::is_directory(dir, ec)) return "'" + dir.string() + "' is not a directory";
+  if (fs::is_directory(p, ec)) return "it is a directory";
+  const std::string why = h5::last_error();
+  return why.empty() ? "HDF5 could not create it" : why;
+}
+
+}  // namespace
+
+struct TimelineWriter::Impl {
+  std::string path;
+  std::vector<std::string> policies;
+  h5::Handle file;
+  h5::Handle policy_enum, row_type, load_type;
+  h5::Handle timeline, expert_load;
+  int64_t rows = 0, load_rows = 0;
+  bool compressed = false;
+  std::vector<TimelineRow> row_buf;
+  std::vector<ExpertLoadRow> load_buf;
+
+  int8_t policy_value(const std::string& name) const {
+    for (size_t i = 0; i < policies.size(); ++i)
+      if (policies[i] == name) return static_cast<int8_t>(i);
+    throw std::invalid_argument("timeline: policy '" + name + "' is not in the file's policy enum");
+  }
+};
+
+std::string iso8601_utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string timeline_units_json() {
+  std::string s = "{\"policy\": \"enum (names in the type and in the attribute policies)\", \"step\": \"index\", "
+                  "\"layer\": \"index\", \"rank\": \"index\", \"expert\": \"index\", "
+                  "\"slots_routed\": \"token-slots\", \"slots_native\": \"token-slots\", "
+                  "\"slots_foreign\": \"token-slots\", \"experts_imported\": \"experts\", "
+                  "\"slots_dropped\": \"token-slots\", \"slots\": \"token-slots\", "
+                  "\"bytes_tokens_sent\": \"bytes\", \"bytes_tokens_recv\": \"bytes\", "
+                  "\"bytes_weights_sent\": \"bytes\", \"bytes_weights_recv\": \"bytes\", ";
+  for (size_t p = 0; p < kPhases; ++p) s += std::string("\"t_") + kPhaseNames[p] + "\": \"s (wall)\", ";
+  s += "\"busy_s\": \"s (thread CPU time, all phases)\", \"peak_bytes\": \"bytes\"}";
+  return s;
+}
+
+TimelineWriter::TimelineWriter(const std::string& path, const TimelineHeader& h) : impl_(std::make_unique<Impl>()) {
+  h5::QuietErrors quiet;
+  Impl& m = *impl_;
+  m.path = path;
+  m.policies = h.policies;
+  // Default (earliest) file format: no "open for writing" flag in the
+  // superblock, so a killed run's file opens without h5clear.
+  const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (f < 0) throw std::runtime_error("cannot create '" + path + "': " + create_failure(path));
+  m.file = h5::file(f);
+
+  m.policy_enum = make_policy_enum(h.policies);
+  m.row_type = make_timeline_type(m.policy_enum);
+  m.load_type = make_load_type(m.policy_enum);
+  h5::Handle row_file = packed(m.row_type), load_file = packed(m.load_type);
+  // Named copy of the enum, so readers can find the name table on its own.
+  h5::Handle enum_copy = h5::type(h5::check_id(H5Tcopy(m.policy_enum), "H5Tcopy"));
+  h5::check(H5Tcommit2(m.file, "policy_enum", enum_copy, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "committing policy_enum");
+  m.timeline = create_extendible(m.file, "timeline", row_file, kTimelineChunk, m.compressed);
+  m.expert_load = create_extendible(m.file, "expert_load", load_file, kLoadChunk, m.compressed);
+
+  const hid_t root = m.file;
+  h5::write_attr(root, "format", std::string("moe-ep timeline"));
+  h5::write_attr(root, "format_version", kTimelineFormatVersion);
+  h5::write_attr(root, "tool", std::string("moe-ep"));
+  h5::write_attr(root, "tool_version", h.tool_version);
+  h5::write_attr(root, "mpi_size", int64_t{h.num_ranks});
+  h5::write_attr(root, "hostnames", h.hostnames);
+  h5::write_attr(root, "start_time", h.start_time.empty() ? iso8601_utc_now() : h.start_time);
+  h5::write_attr(root, "policies", h.policies);
+  h5::write_attr(root, "config", h.config_json);
+  h5::write_attr(root, "policy_params", h.policy_params_json);
+  h5::write_attr(root, "units", timeline_units_json());
+  h5::write_attr(root, "compression", std::string(m.compressed ? "shuffle+deflate(4)" : "none"));
+  for (const auto& [name, value] : h.attributes) {
+    if (H5Aexists(root, name.c_str()) > 0) continue;  // never shadow the fixed attributes above
+    std::visit([&](const auto& v) { h5::write_attr(root, name.c_str(), v); }, value);
+  }
+  h5::write_attr(root, "complete", int64_t{0});
+  h5::check(H5Fflush(m.file, H5F_SCOPE_LOCAL), "flushing " + path);
+}
+
+TimelineWriter::~TimelineWriter() = default;  // the handles close datasets, types and file
+
+void TimelineWriter::append(const std::string& policy, int step, int layer, const std::vector<StepRecord>& per_rank,
+                            const LoadMatrix& loads) {
+  Impl& m = *impl_;
+  if (!m.file.valid()) throw std::logic_error("timeline: append after close");
+  h5::QuietErrors quiet;
+  const int8_t pv = m.policy_value(policy);
+  m.row_buf.clear();
+  for (size_t r = 0; r < per_rank.size(); ++r) {
+    const StepRecord& s = per_rank[r];
+    TimelineRow row{};
+    row.policy = pv;
+    row.step = step;
+    row.layer = layer;
+    row.rank = static_cast<int32_t>(r);
+    row.slots_routed = s.slots_routed;
+    row.slots_native = s.slots_native;
+    row.slots_foreign = s.slots_foreign;
+    row.experts_imported = s.experts_imported;
+    row.slots_dropped = s.slots_dropped;
+    row.bytes_tokens_sent = s.bytes_tokens_sent;
+    row.bytes_tokens_recv = s.bytes_tokens_recv;
+    row.bytes_weights_sent = s.bytes_weights_sent;
+    row.bytes_weights_recv = s.bytes_weights_recv;
+    for (size_t p = 0; p < kPhases; ++p) row.t[p] = s.times.wall[p];
+    row.busy_s = s.busy_s();
+    row.peak_bytes = s.peak_bytes;
+    m.row_buf.push_back(row);
+  }
+  m.load_buf.clear();
+  const std::vector<int64_t> expert_loads = loads.num_ranks > 0 ? loads.expert_loads() : std::vector<int64_t>{};
+  for (size_t e = 0; e < expert_loads.size(); ++e)
+    m.load_buf.push_back(ExpertLoadRow{pv, step, layer, static_cast<int32_t>(e), expert_loads[e]});
+
+  append_rows(m.timeline, m.row_type, m.row_buf.data(), m.row_buf.size(), "/timeline");
+  append_rows(m.expert_load, m.load_type, m.load_buf.data(), m.load_buf.size(), "/expert_load");
+  m.rows += static_cast<int64_t>(m.row_buf.size());
+  m.load_rows += static_cast<int64_t>(m.load_buf.size());
+  h5::check(H5Fflush(m.file, H5F_SCOPE_LOCAL), "flushing " + m.path);
+}
+
+void TimelineWriter::close() {
+  Impl& m = *impl_;
+  if (!m.file.valid()) return;
+  h5::QuietErrors quiet;
+  h5::write_attr(static_cast<hid_t>(m.file), "complete", int64_t{1});
+  m.timeline.reset();
+  m.expert_load.reset();
+  m.row_type.reset();
+  m.load_type.reset();
+  m.policy_enum.reset();
+  h5::check(H5Fflush(m.file, H5F_SCOPE_LOCAL), "flushing " + m.path);
+  h5::check(m.file.reset(), "closing " + m.path);
+}
+
+int64_t TimelineWriter::rows() const { return impl_->rows; }
+bool TimelineWriter::compressed() const { return impl_->compressed; }
+const std::string& TimelineWriter::path() const { return impl_->path; }
+
+}  // namespace moe

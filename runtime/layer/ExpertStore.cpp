@@ -1,0 +1,79 @@
+#include "runtime/layer/ExpertStore.hpp"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "runtime/common/Rng.hpp"
+
+namespace moe {
+
+WeightScales weight_scales(const ModelShape& s) {
+  return WeightScales{1.0f / std::sqrt(static_cast<float>(s.hidden)), 1.0f / std::sqrt(static_cast<float>(s.ffn)),
+                      0.1f, 1.0f / std::sqrt(static_cast<float>(s.hidden)), std::sqrt(3.0f)};
+}
+
+namespace {
+int64_t packed_size(const ModelShape& s) {
+  return s.expert_weight_bytes() / static_cast<int64_t>(sizeof(float));
+}
+}  // namespace
+
+void generate_expert_packed(const ModelShape& shape, int layer, uint64_t seed, int expert, float* packed) {
+  const int64_t n_gu = int64_t{shape.hidden} * 2 * shape.ffn;
+  const int64_t n_d = int64_t{shape.ffn} * shape.hidden;
+  const int64_t n = packed_size(shape);
+  const WeightScales sc = weight_scales(shape);
+  const uint64_t L = static_cast<uint64_t>(layer), E = static_cast<uint64_t>(expert);
+  Kokkos::parallel_for(
+      "moe::generate_expert", Kokkos::RangePolicy<ExecSpace>(0, n), KOKKOS_LAMBDA(const int64_t i) {
+        float v;
+        if (i < n_gu) v = synthetic_value(seed, Stream::ExpertGateUp, L, E, static_cast<uint64_t>(i), sc.w_gu);
+        else if (i < n_gu + n_d)
+          v = synthetic_value(seed, Stream::ExpertDown, L, E, static_cast<uint64_t>(i - n_gu), sc.w_d);
+        else v = synthetic_value(seed, Stream::ExpertBias, L, E, static_cast<uint64_t>(i - n_gu - n_d), sc.bias);
+        packed[i] = v;
+      });
+}
+
+ExpertStore::ExpertStore(const ModelShape& shape, int layer, uint64_t seed, int rank, int num_ranks,
+                         MemoryTracker& tracker)
+    : shape_(shape),
+      first_native_(rank * (shape.num_experts / num_ranks)),
+      num_native_(shape.num_experts / num_ranks),
+      packed_floats_(packed_size(shape)),
+      tracker_(&tracker),
+      native_(tracker, "native_experts", num_native_, packed_floats_) {
+  for (int i = 0; i < num_native_; ++i)
+    generate_expert_packed(shape_, layer, seed, first_native_ + i, native_.view().data() + i * packed_floats_);
+  Kokkos::fence();
+}
+
+const float* ExpertStore::packed(int expert) const {
+  if (is_native(expert)) return native_.view().data() + (expert - first_native_) * packed_floats_;
+  auto it = imports_.find(expert);
+  if (it == imports_.end())
+    throw std::logic_error("expert " + std::to_string(expert) + " is neither native nor imported on this rank");
+  return it->second.view().data();
+}
+
+ExpertWeightsView ExpertStore::view(int expert) const { return packed_expert_view(packed(expert), shape_); }
+
+ExpertWeightsView packed_expert_view(const float* p, const ModelShape& shape) {
+  const int64_t D = shape.hidden, H = shape.ffn;
+  ExpertWeightsView v;
+  v.w_gu = ConstUnmanagedMatrix(p, static_cast<size_t>(D), static_cast<size_t>(2 * H));
+  v.w_d = ConstUnmanagedMatrix(p + D * 2 * H, static_cast<size_t>(H), static_cast<size_t>(D));
+  if (shape.activation == Activation::GptOss) {
+    v.b_gu = p + D * 2 * H + H * D;
+    v.b_d = v.b_gu + 2 * H;
+  }
+  return v;
+}
+
+float* ExpertStore::import_buffer(int expert) {
+  auto [it, inserted] = imports_.try_emplace(expert, *tracker_, "imported_expert", packed_floats_);
+  return it->second.view().data();
+}
+
+}  // namespace moe

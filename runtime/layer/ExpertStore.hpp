@@ -1,0 +1,59 @@
+#pragma once
+// The expert weights a rank holds: its native experts (generated from the
+// seed) and the experts it imports for one step under a plan. Each expert is
+// one packed buffer [W_gu (D x 2H) | W_d (H x D) | b_gu (2H) | b_d (D)] so that
+// a weight transfer is a single message.
+
+#include <cstdint>
+#include <map>
+
+#include "kernels/ExpertFfn.hpp"
+#include "runtime/layer/MemoryTracker.hpp"
+#include "runtime/common/ModelConfig.hpp"
+
+namespace moe {
+
+class ExpertStore {
+ public:
+  ExpertStore(const ModelShape& shape, int layer, uint64_t seed, int rank, int num_ranks, MemoryTracker& tracker);
+
+  int64_t packed_floats() const { return packed_floats_; }
+  int64_t packed_bytes() const { return packed_floats_ * static_cast<int64_t>(sizeof(float)); }
+  bool is_native(int expert) const { return expert >= first_native_ && expert < first_native_ + num_native_; }
+  bool has(int expert) const { return is_native(expert) || imports_.count(expert) > 0; }
+
+  /// Packed weights of a native or imported expert (device pointer).
+  const float* packed(int expert) const;
+  ExpertWeightsView view(int expert) const;
+
+  /// Allocates (tracked) room for an imported expert and returns where its
+  /// packed weights must be received.
+  float* import_buffer(int expert);
+  /// Frees every imported expert (end of a step).
+  void clear_imports() { imports_.clear(); }
+  int num_imported() const { return static_cast<int>(imports_.size()); }
+
+ private:
+  ModelShape shape_;
+  int first_native_ = 0;
+  int num_native_ = 0;
+  int64_t packed_floats_ = 0;
+  MemoryTracker* tracker_;
+  TrackedMatrix native_;  // num_native x packed_floats
+  std::map<int, TrackedVector> imports_;
+};
+
+/// The views of one expert's packed weights (device pointer `packed`).
+ExpertWeightsView packed_expert_view(const float* packed, const ModelShape& shape);
+
+/// Fills one expert's packed weights from the seed (what ExpertStore holds);
+/// used by the runtime and, on the host in double, by the reference.
+void generate_expert_packed(const ModelShape& shape, int layer, uint64_t seed, int expert, float* packed_device);
+
+/// Element scales of the synthetic weights (1/sqrt(fan_in) for matrices).
+struct WeightScales {
+  float w_gu, w_d, bias, router, token;
+};
+WeightScales weight_scales(const ModelShape& shape);
+
+}  // namespace moe

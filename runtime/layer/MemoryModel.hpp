@@ -1,0 +1,40 @@
+#pragma once
+// Per-rank peak bytes a plan will need, computed by every rank from the plan
+// and the all-gathered loads alone (so all ranks reach the same verdict with
+// no communication), and the fitting of a plan into a memory budget.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/common/ModelConfig.hpp"
+#include "policies/Plan.hpp"
+#include "policies/Policy.hpp"
+
+namespace moe {
+
+/// Peak bytes of the runtime's tracked buffers on every rank while executing
+/// `plan` (the expert-compute phase): native weights and router of all
+/// `num_layers` layers, imported weights, tokens and output, dispatch buffers,
+/// expert-major blocks and the largest block's workspaces. It is exactly what
+/// MemoryTracker measures (tests/unit/test_memory_model.cpp).
+std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, const ModelShape& shape,
+                                     int num_layers);
+
+struct BudgetVerdict {
+  bool fits = true;
+  Plan plan;                 // the plan to run (LLEP's may use a lower alpha)
+  double alpha_used = 0.0;   // LLEP only
+  int64_t need_bytes = 0;    // the worst rank's peak
+  int worst_rank = 0;
+  std::string reason;        // "OOM: needs X MiB > budget Y MiB on rank r"
+};
+
+/// Checks `plan` against `budget_bytes` per rank. For LLEP a plan that does not
+/// fit is re-planned with alpha lowered in steps of 10% of the given alpha
+/// (down to 10% of it), then raised in steps of 25% (up to twice it); the
+/// first plan that fits is taken.
+BudgetVerdict fit_to_budget(const Plan& plan, const PlacementPolicy& policy, const PolicyParams& params,
+                            const LoadMatrix& loads, const ModelShape& shape, int num_layers, int64_t budget_bytes);
+
+}  // namespace moe
