@@ -59,7 +59,21 @@ class Communicator {
   virtual double allreduce_max(double v) = 0;
   virtual int64_t allreduce_sum(int64_t v) = 0;
   virtual void barrier() = 0;
+
+  /// The node of every rank (0, 1, ... in order of each node's first rank).
+  /// Collective on the first call, cached after. Backends whose transport
+  /// knows the topology override this (MPI: shared-memory split); the default
+  /// groups ranks by host name.
+  virtual const std::vector<int>& node_of_rank();
+  int ranks_on_node(int node);
+
+ protected:
+  std::vector<int> node_of_rank_;  // empty until first asked
 };
+
+/// Numbers nodes 0, 1, ... in order of their first rank, from any per-rank key
+/// that is equal exactly for ranks on one node.
+std::vector<int> number_nodes(std::span<const int64_t> key_of_rank);
 
 /// Thrown by a backend when a communication call fails; the message names the
 /// call, the rank and the host.

@@ -27,6 +27,23 @@ MpiCommunicator::MpiCommunicator(MPI_Comm comm, int64_t max_chunk_bytes)
   host_.assign(name, static_cast<size_t>(len));
 }
 
+const std::vector<int>& MpiCommunicator::node_of_rank() {
+  if (node_of_rank_.empty()) {
+    // Key of a node: the world rank of its first rank (rank 0 of the split).
+    MPI_Comm shared = MPI_COMM_NULL;
+    check(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &shared), "MPI_Comm_split_type");
+    int local = 0;
+    MPI_Comm_rank(shared, &local);
+    int64_t leader = local == 0 ? rank_ : 0;
+    check(MPI_Bcast(&leader, 1, MPI_INT64_T, 0, shared), "MPI_Bcast");
+    MPI_Comm_free(&shared);
+    std::vector<int64_t> keys(static_cast<size_t>(size_));
+    allgather(std::span<const int64_t>(&leader, 1), keys);
+    node_of_rank_ = number_nodes(keys);
+  }
+  return node_of_rank_;
+}
+
 MpiCommunicator::~MpiCommunicator() {
   int finalized = 0;
   MPI_Finalized(&finalized);

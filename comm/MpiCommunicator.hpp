@@ -38,6 +38,8 @@ class MpiCommunicator final : public Communicator {
   double allreduce_max(double v) override;
   int64_t allreduce_sum(int64_t v) override;
   void barrier() override;
+  /// From MPI_Comm_split_type(MPI_COMM_TYPE_SHARED): ranks that share memory.
+  const std::vector<int>& node_of_rank() override;
 
  private:
   void check(int code, const char* call) const;

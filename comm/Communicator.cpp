@@ -1,0 +1,36 @@
+#include "comm/Communicator.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <functional>
+#include <map>
+
+namespace moe {
+
+std::vector<int> number_nodes(std::span<const int64_t> key_of_rank) {
+  std::map<int64_t, int> node_of_key;
+  std::vector<int> node(key_of_rank.size());
+  for (size_t r = 0; r < key_of_rank.size(); ++r)
+    node[r] = node_of_key.try_emplace(key_of_rank[r], static_cast<int>(node_of_key.size())).first->second;
+  return node;
+}
+
+const std::vector<int>& Communicator::node_of_rank() {
+  if (node_of_rank_.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    const int64_t key = static_cast<int64_t>(std::hash<std::string>{}(host) >> 1);
+    std::vector<int64_t> keys(static_cast<size_t>(size()));
+    allgather(std::span<const int64_t>(&key, 1), keys);
+    node_of_rank_ = number_nodes(keys);
+  }
+  return node_of_rank_;
+}
+
+int Communicator::ranks_on_node(int node) {
+  const auto& nodes = node_of_rank();
+  return static_cast<int>(std::count(nodes.begin(), nodes.end(), node));
+}
+
+}  // namespace moe
