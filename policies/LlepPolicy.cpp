@@ -205,6 +205,24 @@ class LlepPolicy final : public PlacementPolicy {
     return plan;
   }
 
+  /// Under a memory budget: alpha lowered in steps of 10% of the given alpha
+  /// (down to 10% of it: smaller per-rank capacity, more spilling), then
+  /// raised in steps of 25% (up to twice it: fewer forced remainders when
+  /// min-chunk blocks small spills).
+  std::vector<Alternative> budget_alternatives(const LoadMatrix& loads, int P) const override {
+    std::vector<double> alphas;
+    for (int k = 1; k <= 9; ++k) alphas.push_back(params_.alpha * (1.0 - 0.1 * k));
+    for (int k = 1; k <= 4; ++k) alphas.push_back(params_.alpha * (1.0 + 0.25 * k));
+    std::vector<Alternative> out;
+    for (double a : alphas) {
+      PolicyParams other = params_;
+      other.alpha = a;
+      out.push_back({LlepPolicy(other).plan(loads, P), a});
+    }
+    return out;
+  }
+  std::optional<double> budget_parameter() const override { return params_.alpha; }
+
   PolicyParams params_;
 };
 

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,19 @@ class PlacementPolicy {
   /// Does the policy compute the layer exactly (no dropped slots, ever)?
   virtual bool exact() const = 0;
   virtual Plan plan(const LoadMatrix& loads, int num_ranks) const = 0;
+
+  /// Other plans worth trying, in order, when plan() does not fit a memory
+  /// budget, each with the value of the parameter it changes (LLEP: alpha).
+  /// Default: none.
+  struct Alternative {
+    Plan plan;
+    double parameter = 0.0;
+  };
+  virtual std::vector<Alternative> budget_alternatives(const LoadMatrix& loads, int num_ranks) const {
+    return {};
+  }
+  /// The value of that parameter in plan() (reported when no alternative was needed).
+  virtual std::optional<double> budget_parameter() const { return std::nullopt; }
 };
 
 using PolicyFactory = std::function<std::unique_ptr<PlacementPolicy>(const PolicyParams&)>;
