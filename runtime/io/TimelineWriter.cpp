@@ -9,32 +9,42 @@
 
 #include "runtime/io/H5Util.hpp"
 #include "runtime/layer/PhaseTimer.hpp"
+#include "runtime/layer/StepMetrics.hpp"
 
 namespace moe {
 
 namespace {
 
-constexpr size_t kPhases = static_cast<size_t>(Phase::Count);
 
-// One /timeline row in memory. The file type is the same compound, packed.
-struct TimelineRow {
+// A /timeline row is packed bytes: the key columns, then one column per
+// field of the step-metric schema (StepMetrics.hpp), int64 or float64.
+struct RowKey {
   int8_t policy;
   int32_t step;
   int32_t layer;
   int32_t rank;
-  int64_t slots_routed;
-  int64_t slots_native;
-  int64_t slots_foreign;
-  int64_t experts_imported;
-  int64_t slots_dropped;
-  int64_t bytes_tokens_sent;
-  int64_t bytes_tokens_recv;
-  int64_t bytes_weights_sent;
-  int64_t bytes_weights_recv;
-  double t[kPhases];  // wall seconds per phase: t_route ... t_combine
-  double busy_s;
-  int64_t peak_bytes;
 };
+constexpr size_t kKeyBytes = sizeof(int8_t) + 3 * sizeof(int32_t);
+
+size_t row_bytes() { return kKeyBytes + step_metrics().size() * 8; }
+
+void pack_row(const RowKey& k, const StepRecord& s, unsigned char* out) {
+  std::memcpy(out, &k.policy, 1);
+  std::memcpy(out + 1, &k.step, 4);
+  std::memcpy(out + 5, &k.layer, 4);
+  std::memcpy(out + 9, &k.rank, 4);
+  unsigned char* p = out + kKeyBytes;
+  for (const auto& m : step_metrics()) {
+    if (m.type == MetricType::Int64) {
+      const auto v = static_cast<int64_t>(m.value(s));
+      std::memcpy(p, &v, 8);
+    } else {
+      const double v = m.value(s);
+      std::memcpy(p, &v, 8);
+    }
+    p += 8;
+  }
+}
 
 // One /expert_load row.
 struct ExpertLoadRow {
@@ -45,7 +55,7 @@ struct ExpertLoadRow {
   int64_t slots;
 };
 
-constexpr hsize_t kTimelineChunk = 1024;  // rows (~150 bytes each)
+constexpr hsize_t kTimelineChunk = 1024;  // rows (~300 bytes each)
 constexpr hsize_t kLoadChunk = 4096;      // rows (24 bytes each)
 
 h5::Handle make_policy_enum(const std::vector<std::string>& policies) {
@@ -64,26 +74,16 @@ void insert(hid_t compound, const char* name, size_t offset, hid_t member) {
 }
 
 h5::Handle make_timeline_type(hid_t policy_enum) {
-  h5::Handle t = h5::type(h5::check_id(H5Tcreate(H5T_COMPOUND, sizeof(TimelineRow)), "H5Tcreate"));
-  insert(t, "policy", offsetof(TimelineRow, policy), policy_enum);
-  insert(t, "step", offsetof(TimelineRow, step), H5T_NATIVE_INT32);
-  insert(t, "layer", offsetof(TimelineRow, layer), H5T_NATIVE_INT32);
-  insert(t, "rank", offsetof(TimelineRow, rank), H5T_NATIVE_INT32);
-  insert(t, "slots_routed", offsetof(TimelineRow, slots_routed), H5T_NATIVE_INT64);
-  insert(t, "slots_native", offsetof(TimelineRow, slots_native), H5T_NATIVE_INT64);
-  insert(t, "slots_foreign", offsetof(TimelineRow, slots_foreign), H5T_NATIVE_INT64);
-  insert(t, "experts_imported", offsetof(TimelineRow, experts_imported), H5T_NATIVE_INT64);
-  insert(t, "slots_dropped", offsetof(TimelineRow, slots_dropped), H5T_NATIVE_INT64);
-  insert(t, "bytes_tokens_sent", offsetof(TimelineRow, bytes_tokens_sent), H5T_NATIVE_INT64);
-  insert(t, "bytes_tokens_recv", offsetof(TimelineRow, bytes_tokens_recv), H5T_NATIVE_INT64);
-  insert(t, "bytes_weights_sent", offsetof(TimelineRow, bytes_weights_sent), H5T_NATIVE_INT64);
-  insert(t, "bytes_weights_recv", offsetof(TimelineRow, bytes_weights_recv), H5T_NATIVE_INT64);
-  for (size_t p = 0; p < kPhases; ++p) {
-    const std::string name = std::string("t_") + kPhaseNames[p];
-    insert(t, name.c_str(), offsetof(TimelineRow, t) + p * sizeof(double), H5T_NATIVE_DOUBLE);
+  h5::Handle t = h5::type(h5::check_id(H5Tcreate(H5T_COMPOUND, row_bytes()), "H5Tcreate"));
+  insert(t, "policy", 0, policy_enum);
+  insert(t, "step", 1, H5T_NATIVE_INT32);
+  insert(t, "layer", 5, H5T_NATIVE_INT32);
+  insert(t, "rank", 9, H5T_NATIVE_INT32);
+  size_t offset = kKeyBytes;
+  for (const auto& m : step_metrics()) {
+    insert(t, m.name.c_str(), offset, m.type == MetricType::Int64 ? H5T_NATIVE_INT64 : H5T_NATIVE_DOUBLE);
+    offset += 8;
   }
-  insert(t, "busy_s", offsetof(TimelineRow, busy_s), H5T_NATIVE_DOUBLE);
-  insert(t, "peak_bytes", offsetof(TimelineRow, peak_bytes), H5T_NATIVE_INT64);
   return t;
 }
 
@@ -149,7 +149,7 @@ struct TimelineWriter::Impl {
   h5::Handle timeline, expert_load;
   int64_t rows = 0, load_rows = 0;
   bool compressed = false;
-  std::vector<TimelineRow> row_buf;
+  std::vector<unsigned char> row_buf;
   std::vector<ExpertLoadRow> load_buf;
 
   int8_t policy_value(const std::string& name) const {
@@ -170,15 +170,9 @@ std::string iso8601_utc_now() {
 
 std::string timeline_units_json() {
   std::string s = "{\"policy\": \"enum (names in the type and in the attribute policies)\", \"step\": \"index\", "
-                  "\"layer\": \"index\", \"rank\": \"index\", \"expert\": \"index\", "
-                  "\"slots_routed\": \"token-slots\", \"slots_native\": \"token-slots\", "
-                  "\"slots_foreign\": \"token-slots\", \"experts_imported\": \"experts\", "
-                  "\"slots_dropped\": \"token-slots\", \"slots\": \"token-slots\", "
-                  "\"bytes_tokens_sent\": \"bytes\", \"bytes_tokens_recv\": \"bytes\", "
-                  "\"bytes_weights_sent\": \"bytes\", \"bytes_weights_recv\": \"bytes\", ";
-  for (size_t p = 0; p < kPhases; ++p) s += std::string("\"t_") + kPhaseNames[p] + "\": \"s (wall)\", ";
-  s += "\"busy_s\": \"s (thread CPU time, all phases)\", \"peak_bytes\": \"bytes\"}";
-  return s;
+                  "\"layer\": \"index\", \"rank\": \"index\", \"expert\": \"index\", \"slots\": \"token-slots\"";
+  for (const auto& m : step_metrics()) s += ", \"" + m.name + "\": \"" + m.unit + "\"";
+  return s + "}";
 }
 
 TimelineWriter::TimelineWriter(const std::string& path, const TimelineHeader& h) : impl_(std::make_unique<Impl>()) {
@@ -231,36 +225,18 @@ void TimelineWriter::append(const std::string& policy, int step, int layer, cons
   if (!m.file.valid()) throw std::logic_error("timeline: append after close");
   h5::QuietErrors quiet;
   const int8_t pv = m.policy_value(policy);
-  m.row_buf.clear();
-  for (size_t r = 0; r < per_rank.size(); ++r) {
-    const StepRecord& s = per_rank[r];
-    TimelineRow row{};
-    row.policy = pv;
-    row.step = step;
-    row.layer = layer;
-    row.rank = static_cast<int32_t>(r);
-    row.slots_routed = s.slots_routed;
-    row.slots_native = s.slots_native;
-    row.slots_foreign = s.slots_foreign;
-    row.experts_imported = s.experts_imported;
-    row.slots_dropped = s.slots_dropped;
-    row.bytes_tokens_sent = s.bytes_tokens_sent;
-    row.bytes_tokens_recv = s.bytes_tokens_recv;
-    row.bytes_weights_sent = s.bytes_weights_sent;
-    row.bytes_weights_recv = s.bytes_weights_recv;
-    for (size_t p = 0; p < kPhases; ++p) row.t[p] = s.times.wall[p];
-    row.busy_s = s.busy_s();
-    row.peak_bytes = s.peak_bytes;
-    m.row_buf.push_back(row);
-  }
+  const size_t width = row_bytes();
+  m.row_buf.assign(per_rank.size() * width, 0);
+  for (size_t r = 0; r < per_rank.size(); ++r)
+    pack_row(RowKey{pv, step, layer, static_cast<int32_t>(r)}, per_rank[r], m.row_buf.data() + r * width);
   m.load_buf.clear();
   const std::vector<int64_t> expert_loads = loads.num_ranks > 0 ? loads.expert_loads() : std::vector<int64_t>{};
   for (size_t e = 0; e < expert_loads.size(); ++e)
     m.load_buf.push_back(ExpertLoadRow{pv, step, layer, static_cast<int32_t>(e), expert_loads[e]});
 
-  append_rows(m.timeline, m.row_type, m.row_buf.data(), m.row_buf.size(), "/timeline");
+  append_rows(m.timeline, m.row_type, m.row_buf.data(), per_rank.size(), "/timeline");
   append_rows(m.expert_load, m.load_type, m.load_buf.data(), m.load_buf.size(), "/expert_load");
-  m.rows += static_cast<int64_t>(m.row_buf.size());
+  m.rows += static_cast<int64_t>(per_rank.size());
   m.load_rows += static_cast<int64_t>(m.load_buf.size());
   h5::check(H5Fflush(m.file, H5F_SCOPE_LOCAL), "flushing " + m.path);
 }

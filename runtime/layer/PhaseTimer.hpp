@@ -40,8 +40,22 @@ inline double busy_clock() {
 struct PhaseTimes {
   std::array<double, static_cast<size_t>(Phase::Count)> wall{};
   std::array<double, static_cast<size_t>(Phase::Count)> busy{};
+  /// When each phase was first entered in the step: wall_seconds() while the
+  /// step runs; the harness makes it relative to the run's common epoch.
+  std::array<double, static_cast<size_t>(Phase::Count)> start{};
+  std::array<bool, static_cast<size_t>(Phase::Count)> started{};
+
   double& wall_of(Phase p) { return wall[static_cast<size_t>(p)]; }
   double& busy_of(Phase p) { return busy[static_cast<size_t>(p)]; }
+  void mark_start(Phase p, double t) {
+    const auto i = static_cast<size_t>(p);
+    if (!started[i]) start[i] = t;
+    started[i] = true;
+  }
+  /// Shifts the start times to seconds since `epoch`.
+  void rebase_starts(double epoch) {
+    for (double& t : start) t -= epoch;
+  }
   double wall_total() const;
   double busy_total() const;
 };
@@ -60,7 +74,9 @@ inline double PhaseTimes::busy_total() const {
 /// Adds the wall time of its scope to one phase.
 class PhaseScope {
  public:
-  PhaseScope(PhaseTimes& times, Phase phase) : times_(times), phase_(phase), t0_(wall_seconds()) {}
+  PhaseScope(PhaseTimes& times, Phase phase) : times_(times), phase_(phase), t0_(wall_seconds()) {
+    times_.mark_start(phase_, t0_);
+  }
   ~PhaseScope() { times_.wall_of(phase_) += wall_seconds() - t0_; }
   PhaseScope(const PhaseScope&) = delete;
   PhaseScope& operator=(const PhaseScope&) = delete;
