@@ -29,54 +29,26 @@ std::string validate_emulation_config(const EmulationConfig& c) {
   return validate_policy_list(c.policies, c.params);
 }
 
-int64_t RankWork::largest_block() const {
-  int64_t m = 0;
-  for (const auto& b : blocks) m = std::max(m, b.slots);
-  return m;
-}
-
-std::vector<RankWork> partition_work(const Plan& plan) {
-  const int P = plan.num_ranks, N = plan.num_experts;
-  std::vector<int64_t> slots(static_cast<size_t>(P) * N, 0);  // [rank][expert]
-  for (int e = 0; e < N && e < static_cast<int>(plan.assignments.size()); ++e)
-    for (const SlotRange& r : plan.assignments[e]) slots[static_cast<size_t>(r.rank) * N + e] += r.size();
-  std::vector<RankWork> work(static_cast<size_t>(P));
-  for (int q = 0; q < P; ++q)
-    for (int e = 0; e < N; ++e) {
-      const int64_t n = slots[static_cast<size_t>(q) * N + e];
-      if (n == 0) continue;
-      work[q].blocks.push_back({e, n, native_rank(e, N, P) != q});
-      work[q].slots += n;
-    }
-  return work;
-}
-
 int64_t Traffic::token_bytes() const { return std::accumulate(token_send.begin(), token_send.end(), int64_t{0}); }
 int64_t Traffic::weight_bytes() const { return std::accumulate(weight_send.begin(), weight_send.end(), int64_t{0}); }
 
 Traffic plan_traffic(const Plan& plan, const LoadMatrix& loads, int64_t row_bytes, int64_t expert_bytes) {
-  const int P = loads.num_ranks, N = loads.num_experts;
+  const int P = loads.num_ranks;
+  const WorkSplit split = split_work(plan, SlotOrderMap(loads));
   Traffic t;
   t.token_send.assign(P, 0);
   t.token_recv.assign(P, 0);
   t.weight_send.assign(P, 0);
   t.weight_recv.assign(P, 0);
-  for (int e = 0; e < N && e < static_cast<int>(plan.assignments.size()); ++e) {
-    for (const SlotRange& r : plan.assignments[e]) {
-      int64_t origin_start = 0;  // rank p's slots of e: [origin_start, origin_start + loads(p, e))
-      for (int p = 0; p < P; ++p) {
-        const int64_t lo = std::max(r.start, origin_start);
-        const int64_t hi = std::min(r.end, origin_start + loads.at(p, e));
-        origin_start += loads.at(p, e);
-        if (hi <= lo || p == r.rank) continue;
-        const int64_t bytes = (hi - lo) * row_bytes;
-        t.token_send[p] += bytes;       // dispatch p -> computing rank
-        t.token_recv[r.rank] += bytes;
-        t.token_send[r.rank] += bytes;  // combine back to p
-        t.token_recv[p] += bytes;
-      }
+  for (int p = 0; p < P; ++p)
+    for (int q = 0; q < P; ++q) {
+      if (p == q) continue;
+      const int64_t bytes = split.rows(p, q) * row_bytes;
+      t.token_send[p] += bytes;  // dispatch p -> computing rank q
+      t.token_recv[q] += bytes;
+      t.token_send[q] += bytes;  // combine back to p
+      t.token_recv[p] += bytes;
     }
-  }
   for (const WeightTransfer& w : plan.transfers) {
     t.weight_send[w.src] += expert_bytes;
     t.weight_recv[w.dst] += expert_bytes;
@@ -204,7 +176,7 @@ class KokkosRunner final : public RankRunner {
   KokkosRunner(const ModelShape& shape, uint64_t seed)
       : shape_(shape),
         seed_(seed),
-        act_{shape.activation == Activation::GptOss, shape.swiglu_limit, shape.swiglu_alpha},
+        act_(activation_params(shape)),
         packed_(shape.expert_weight_bytes() / static_cast<int64_t>(sizeof(float))) {}
 
   std::string describe() const override {

@@ -22,6 +22,7 @@
 #include "runtime/common/ModelConfig.hpp"
 #include "policies/Plan.hpp"
 #include "policies/Policy.hpp"
+#include "runtime/layer/WorkSplit.hpp"
 #include "runtime/workload/Scenario.hpp"
 
 namespace moe {
@@ -44,25 +45,6 @@ struct EmulationConfig {
 
 /// "" or a one-line reason naming the flag.
 std::string validate_emulation_config(const EmulationConfig& config);
-
-/// One expert's slots computed on one rank: one GEMM pair.
-struct RankBlock {
-  int expert = 0;
-  int64_t slots = 0;
-  bool imported = false;  // the expert is not native to the rank (its weights moved)
-  bool operator==(const RankBlock&) const = default;
-};
-
-/// One rank's expert work, experts ascending.
-struct RankWork {
-  std::vector<RankBlock> blocks;
-  int64_t slots = 0;
-  int64_t largest_block() const;
-};
-
-/// Each rank's work under `plan`: the ranges of an expert owned by one rank
-/// merge into one block (the runtime regroups received rows the same way).
-std::vector<RankWork> partition_work(const Plan& plan);
 
 /// Bytes each rank sends and receives.
 struct Traffic {

@@ -1,5 +1,7 @@
 #include "runtime/layer/DispatchLayout.hpp"
 
+#include "runtime/layer/WorkSplit.hpp"
+
 #include <algorithm>
 #include <numeric>
 #include <stdexcept>
@@ -71,6 +73,12 @@ int64_t SlotOrderMap::count_in(int rank, int expert, int64_t lo, int64_t hi) con
   return c;
 }
 
+int64_t DispatchLayout::largest_block() const {
+  int64_t m = 0;
+  for (const auto& b : blocks) m = std::max(m, b.count);
+  return m;
+}
+
 int64_t DispatchLayout::total_send() const { return std::accumulate(send_rows.begin(), send_rows.end(), int64_t{0}); }
 int64_t DispatchLayout::total_recv() const { return std::accumulate(recv_rows.begin(), recv_rows.end(), int64_t{0}); }
 
@@ -126,11 +134,7 @@ DispatchLayout build_dispatch_layout(const Plan& plan, const LoadMatrix& loads, 
 
   // --- receive side: rows of (source q, expert e) that fall in my ranges. Each
   // source sends them ordered by expert, so they sit at increasing offsets.
-  std::vector<int64_t> cnt(static_cast<size_t>(P) * N, 0);  // [q][e]
-  for (int e = 0; e < N; ++e)
-    for (const auto& r : plan.assignments[e])
-      if (r.rank == rank)
-        for (int q = 0; q < P; ++q) cnt[static_cast<size_t>(q) * N + e] += order.count_in(q, e, r.start, r.end);
+  const std::vector<int64_t> cnt = rows_computed_by(plan, order, rank);  // [q][e]
   std::vector<int64_t> recv_off(static_cast<size_t>(P) * N, 0);
   int64_t off = 0;
   for (int q = 0; q < P; ++q)

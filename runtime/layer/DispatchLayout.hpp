@@ -52,6 +52,7 @@ struct DispatchLayout {
   int64_t slots_foreign = 0;        // computed rows of imported experts
 
   int64_t total_send() const;
+  int64_t largest_block() const;
   int64_t total_recv() const;
 };
 

@@ -4,37 +4,42 @@
 // no communication), and the fitting of a plan into a memory budget.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "runtime/common/ModelConfig.hpp"
 #include "policies/Plan.hpp"
 #include "policies/Policy.hpp"
+#include "runtime/common/ModelConfig.hpp"
 
 namespace moe {
+
+/// Rows of the expert-FFN workspaces (gate/up, activation) for a rank whose
+/// largest expert block has `largest_block` rows: the tile when one is set
+/// and smaller, else the whole block.
+int64_t ffn_workspace_rows(int64_t largest_block, int64_t tile_rows);
 
 /// Peak bytes of the runtime's tracked buffers on every rank while executing
 /// `plan` (the expert-compute phase): native weights and router of all
 /// `num_layers` layers, imported weights, tokens and output, dispatch buffers,
-/// expert-major blocks and the largest block's workspaces. It is exactly what
-/// MemoryTracker measures (tests/unit/test_memory_model.cpp).
+/// expert-major blocks and the FFN workspaces (tile-bounded). It is exactly
+/// what MemoryTracker measures (tests/unit/test_memory_model.cpp,
+/// tests/mpi/test_layer_mpi.cpp).
 std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, const ModelShape& shape,
-                                     int num_layers);
+                                     int num_layers, int64_t ffn_tile_rows = 0);
 
 struct BudgetVerdict {
   bool fits = true;
-  Plan plan;                 // the plan to run (LLEP's may use a lower alpha)
-  double alpha_used = 0.0;   // LLEP only
-  int64_t need_bytes = 0;    // the worst rank's peak
+  Plan plan;                          // the plan to run (maybe an alternative that fits)
+  std::optional<double> alpha_used;   // the policy's budget parameter of that plan, when it has one
+  int64_t need_bytes = 0;             // the worst rank's peak
   int worst_rank = 0;
-  std::string reason;        // "OOM: needs X MiB > budget Y MiB on rank r"
+  std::string reason;                 // "OOM: needs X MiB > budget Y MiB on rank r"
 };
 
-/// Checks `plan` against `budget_bytes` per rank. For LLEP a plan that does not
-/// fit is re-planned with alpha lowered in steps of 10% of the given alpha
-/// (down to 10% of it), then raised in steps of 25% (up to twice it); the
-/// first plan that fits is taken.
-BudgetVerdict fit_to_budget(const Plan& plan, const PlacementPolicy& policy, const PolicyParams& params,
-                            const LoadMatrix& loads, const ModelShape& shape, int num_layers, int64_t budget_bytes);
+/// Checks `plan` against `budget_bytes` per rank. A plan that does not fit is
+/// replaced by the first of the policy's budget_alternatives() that fits.
+BudgetVerdict fit_to_budget(const Plan& plan, const PlacementPolicy& policy, const LoadMatrix& loads,
+                            const ModelShape& shape, int num_layers, int64_t budget_bytes, int64_t ffn_tile_rows = 0);
 
 }  // namespace moe

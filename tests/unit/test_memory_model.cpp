@@ -54,7 +54,7 @@ TEST(MemoryModel, LlepChangesAlphaToFitWhenItsFirstPlanDoesNot) {
   const int64_t budget = *std::max_element(peak_wide.begin(), peak_wide.end());
   ASSERT_GT(*std::max_element(peak_first.begin(), peak_first.end()), budget);
 
-  const BudgetVerdict v = fit_to_budget(first, *llep, params, loads, s, 1, budget);
+  const BudgetVerdict v = fit_to_budget(first, *llep, loads, s, 1, budget);
   EXPECT_TRUE(v.fits);
   EXPECT_NE(v.alpha_used, 1.0);
   EXPECT_LE(v.need_bytes, budget);
@@ -62,7 +62,7 @@ TEST(MemoryModel, LlepChangesAlphaToFitWhenItsFirstPlanDoesNot) {
 
   // EP gets no second chance.
   auto ep = make_policy("ep", params);
-  const BudgetVerdict no = fit_to_budget(ep->plan(loads, 3), *ep, params, loads, s, 1, budget);
+  const BudgetVerdict no = fit_to_budget(ep->plan(loads, 3), *ep, loads, s, 1, budget);
   EXPECT_FALSE(no.fits);
   EXPECT_NE(no.reason.find("on rank 0"), std::string::npos);
 }
