@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "runtime/layer/MoeLayer.hpp"
+#include "runtime/layer/StepMetrics.hpp"
 #include "runtime/harness/Reference.hpp"
 #include "runtime/layer/Router.hpp"
 #include "runtime/workload/RoutingSources.hpp"
@@ -51,34 +52,6 @@ std::string validate_run_config(const RunConfig& c, int num_ranks) {
 
 namespace {
 
-// StepRecord <-> fixed-size array of doubles, for one all-gather per step.
-constexpr size_t kPhases = static_cast<size_t>(Phase::Count);
-constexpr size_t kRecordDoubles = 10 + 2 * kPhases;
-
-void pack(const StepRecord& r, double* d) {
-  const int64_t ints[] = {r.slots_routed,      r.slots_native,       r.slots_foreign,      r.experts_imported,
-                          r.slots_dropped,     r.bytes_tokens_sent,  r.bytes_tokens_recv,  r.bytes_weights_sent,
-                          r.bytes_weights_recv, r.peak_bytes};
-  for (size_t i = 0; i < 10; ++i) d[i] = static_cast<double>(ints[i]);
-  for (size_t p = 0; p < kPhases; ++p) {
-    d[10 + p] = r.times.wall[p];
-    d[10 + kPhases + p] = r.times.busy[p];
-  }
-}
-
-StepRecord unpack(const double* d) {
-  StepRecord r;
-  int64_t* ints[] = {&r.slots_routed,      &r.slots_native,      &r.slots_foreign,      &r.experts_imported,
-                     &r.slots_dropped,     &r.bytes_tokens_sent, &r.bytes_tokens_recv,  &r.bytes_weights_sent,
-                     &r.bytes_weights_recv, &r.peak_bytes};
-  for (size_t i = 0; i < 10; ++i) *ints[i] = static_cast<int64_t>(d[i]);
-  for (size_t p = 0; p < kPhases; ++p) {
-    r.times.wall[p] = d[10 + p];
-    r.times.busy[p] = d[10 + kPhases + p];
-  }
-  return r;
-}
-
 std::vector<double> to_doubles_host(const Matrix& m) {
   auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), m);
   std::vector<double> v(h.span());
@@ -87,11 +60,8 @@ std::vector<double> to_doubles_host(const Matrix& m) {
   return v;
 }
 
-// Rank 0's reference for one (step, layer): per-slot outputs over all ranks' tokens.
-struct ReferenceData {
-  std::vector<double> slot_outputs;
-  std::vector<int32_t> expert_ids;
-};
+// The larger error, where NaN counts as the largest (std::max would swallow it).
+double worse(double a, double b) { return std::isnan(a) || std::isnan(b) ? NAN : std::max(a, b); }
 
 // Progress on stderr from rank 0: a live line on a terminal, and a line per
 // 10% in a log file (Slurm output), so long runs show where they are.
@@ -120,149 +90,213 @@ class Progress {
   double t0_;
 };
 
-}  // namespace
+// Combines one rank's step record into its running totals, field by field.
+void accumulate_record(const StepRecord& step, StepRecord& total) {
+  for (const auto& m : step_metrics()) {
+    if (!m.stored || m.aggregate == MetricAggregate::None) continue;
+    const double a = m.value(total), b = m.value(step);
+    m.set(total, m.index, m.aggregate == MetricAggregate::Max ? std::max(a, b) : a + b);
+  }
+}
 
-ComparisonResult run_comparison(const RunConfig& cfg, Communicator& comm, const StepObserver& observer) {
-  const int P = comm.size(), me = comm.rank();
-  const ModelShape& shape = cfg.shape;
-  const int64_t D = shape.hidden;
-  const int K = shape.top_k;
-  const int64_t B = cfg.tokens_on(me);
-  int64_t token_offset = 0;
-  for (int r = 0; r < me; ++r) token_offset += cfg.tokens_on(r);
-  int64_t total_tokens = 0;
-  for (int r = 0; r < P; ++r) total_tokens += cfg.tokens_on(r);
-
-  std::vector<std::unique_ptr<PlacementPolicy>> policies;
-  for (const auto& name : cfg.policies) policies.push_back(make_policy(name, cfg.params));
-
-  MemoryTracker tracker;
-  const ExpertIdSource source = scenario_source(cfg.scenario, shape, cfg.drift);
-  std::vector<std::unique_ptr<MoeLayer>> layers;
-  for (int l = 0; l < cfg.layers; ++l)
-    layers.push_back(std::make_unique<MoeLayer>(shape, l, cfg.seed, source, comm, tracker));
-  TrackedMatrix x(tracker, "tokens", B, D);
-  TrackedMatrix out(tracker, "output", B, D);
-
-  ComparisonResult result;
-  result.num_ranks = P;
-  for (const auto& p : policies) {
-    PolicyResult r;
-    r.name = p->name();
-    r.exact = p->exact();
-    r.rank_slots.assign(P, 0);
-    r.rank_busy_s.assign(P, 0.0);
-    r.rank_peak_bytes.assign(P, 0);
-    if (cfg.check) {
-      r.max_rel_err = 0.0;
-      r.max_rel_err_full = 0.0;
-    }
-    result.policies.push_back(std::move(r));
+// One side-by-side run: the policies, the layers and the buffers they share,
+// and the results they accumulate. Reads as its stages: make the inputs of a
+// (step, layer), run each policy on them, gather every rank's record,
+// accumulate, check against the reference.
+class ComparisonRun {
+ public:
+  ComparisonRun(const RunConfig& cfg, Communicator& comm, const StepObserver& observer)
+      : cfg_(cfg), comm_(comm), observer_(observer), P_(comm.size()), me_(comm.rank()) {
+    for (int r = 0; r < me_; ++r) token_offset_ += cfg.tokens_on(r);
+    for (int r = 0; r < P_; ++r) total_tokens_ += cfg.tokens_on(r);
+    for (const auto& name : cfg.policies) policies_.push_back(make_policy(name, cfg.params));
+    const ExpertIdSource source = scenario_source(cfg.scenario, cfg.shape, cfg.drift);
+    for (int l = 0; l < cfg.layers; ++l)
+      layers_.push_back(std::make_unique<MoeLayer>(cfg.shape, l, cfg.seed, source, comm, tracker_, cfg.layer));
+    x_ = TrackedMatrix(tracker_, "tokens", cfg.tokens_on(me_), cfg.shape.hidden);
+    out_ = TrackedMatrix(tracker_, "output", cfg.tokens_on(me_), cfg.shape.hidden);
+    if (cfg.mem_budget_mib > 0.0) budget_ = StepBudget{static_cast<int64_t>(cfg.mem_budget_mib * 1048576.0), cfg.layers};
+    init_results();
   }
 
   // Warm-up: first-touch of buffers and BLAS threads, untimed.
-  for (int w = 0; w < cfg.warmup; ++w)
-    for (auto& p : policies) {
-      generate_tokens(shape, cfg.seed, 0, 0, token_offset, x.view());
-      layers[0]->forward(x.view(), RoutingKey{cfg.seed, 0, 0, token_offset}, *p, out.view());
-    }
-
-  std::optional<StepBudget> budget;
-  if (cfg.mem_budget_mib > 0.0)
-    budget = StepBudget{static_cast<int64_t>(cfg.mem_budget_mib * 1048576.0), cfg.params, cfg.layers};
-
-  Progress progress(!cfg.quiet && me == 0, int64_t{cfg.steps} * cfg.layers * static_cast<int64_t>(policies.size()));
-  std::vector<double> packed(kRecordDoubles), gathered(kRecordDoubles * P);
-  for (int step = 0; step < cfg.steps; ++step) {
-    for (int l = 0; l < cfg.layers; ++l) {
-      const RoutingKey key{cfg.seed, step, l, token_offset};
-      generate_tokens(shape, cfg.seed, step, l, token_offset, x.view());
-      ReferenceData ref;
-      std::vector<double> x_all;
-      if (cfg.check) comm.gatherv(to_doubles_host(x.view()), x_all);
-
-      for (size_t pi = 0; pi < policies.size(); ++pi) {
-        StepTrace trace;
-        comm.barrier();  // policies start together, so waits are not charged to the next one
-        const StepRecord rec =
-            layers[l]->forward(x.view(), key, *policies[pi], out.view(), &trace, budget ? &*budget : nullptr);
-        PolicyResult& pr = result.policies[pi];
-        if (budget && policies[pi]->name() == "llep")
-          pr.alpha_used = std::min(pr.alpha_used.value_or(trace.alpha_used), trace.alpha_used);
-        if (!trace.executed) {
-          // The plan did not fit on some rank (the same verdict on every rank):
-          // report it and go on with the other policies.
-          if (pr.status == "ok") pr.status_detail = trace.oom_reason;
-          pr.status = "oom";
-          ++pr.oom_steps;
-          progress.tick(step, cfg.steps);
-          continue;
-        }
-
-        pack(rec, packed.data());
-        comm.allgather(packed, gathered);
-        std::vector<StepRecord> per_rank;
-        for (int r = 0; r < P; ++r) per_rank.push_back(unpack(gathered.data() + r * kRecordDoubles));
-
-        double max_busy = 0.0, max_wall = 0.0;
-        std::vector<int64_t> step_slots(P);
-        for (int r = 0; r < P; ++r) {
-          step_slots[r] = per_rank[r].slots_computed();
-          const StepRecord& s = per_rank[r];
-          pr.rank_slots[r] += s.slots_computed();
-          pr.rank_busy_s[r] += s.busy_s();
-          pr.rank_peak_bytes[r] = std::max(pr.rank_peak_bytes[r], s.peak_bytes);
-          pr.token_bytes += s.bytes_tokens_sent;
-          pr.weight_bytes += s.bytes_weights_sent;
-          pr.dropped_slots += s.slots_dropped;
-          pr.routed_slots += s.slots_routed;
-          max_busy = std::max(max_busy, s.busy_s());
-          max_wall = std::max(max_wall, s.times.wall_total());
-        }
-        pr.imbalance_sum += imbalance(step_slots);
-        ++pr.executed_steps;
-        pr.makespan_s += max_busy;
-        pr.wall_s += max_wall;
-
-        if (cfg.check) {
-          // Gather routing, keep flags and outputs; rank 0 compares with the reference.
-          std::vector<double> ids_d(trace.routing.expert_ids.begin(), trace.routing.expert_ids.end());
-          auto gates_h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), trace.routing.gates);
-          std::vector<double> gates_d(gates_h.data(), gates_h.data() + gates_h.extent(0));
-          std::vector<double> keep_d(trace.slot_row.size());
-          for (size_t s = 0; s < keep_d.size(); ++s) keep_d[s] = trace.slot_row[s] >= 0 ? 1.0 : 0.0;
-          std::vector<double> ids_all, gates_all, keep_all, out_all;
-          comm.gatherv(ids_d, ids_all);
-          comm.gatherv(gates_d, gates_all);
-          comm.gatherv(keep_d, keep_all);
-          comm.gatherv(to_doubles_host(out.view()), out_all);
-          if (me == 0) {
-            std::vector<int32_t> ids(ids_all.begin(), ids_all.end());
-            if (ref.slot_outputs.empty()) {
-              ref.expert_ids = ids;
-              ref.slot_outputs = reference_slot_outputs(shape, l, cfg.seed, x_all, ids, gates_all);
-            } else if (ids != ref.expert_ids) {
-              throw std::logic_error("policies saw different routing for the same step; inputs are not identical");
-            }
-            std::vector<uint8_t> keep(keep_all.begin(), keep_all.end());
-            const auto ref_full = reference_combine(ref.slot_outputs, total_tokens, K, D);
-            const auto ref_kept = reference_combine(ref.slot_outputs, total_tokens, K, D, keep);
-            pr.max_rel_err = std::max(*pr.max_rel_err, max_relative_error(out_all, ref_kept));
-            pr.max_rel_err_full = std::max(*pr.max_rel_err_full, max_relative_error(out_all, ref_full));
-          }
-        }
-        if (observer && me == 0) observer(pr.name, step, l, per_rank, trace.loads);
-        progress.tick(step, cfg.steps);
+  void warm_up() {
+    for (int w = 0; w < cfg_.warmup; ++w)
+      for (auto& p : policies_) {
+        generate_tokens(cfg_.shape, cfg_.seed, 0, 0, token_offset_, x_.view());
+        layers_[0]->forward(x_.view(), RoutingKey{cfg_.seed, 0, 0, token_offset_}, *p, out_.view());
       }
+    // The common epoch of the start times: taken by every rank right after a barrier.
+    comm_.barrier();
+    epoch_ = wall_seconds();
+  }
+
+  void run_layer_step(int step, int layer, Progress& progress) {
+    make_inputs(step, layer);
+    for (size_t pi = 0; pi < policies_.size(); ++pi) {
+      run_policy(pi, step, layer);
+      progress.tick(step, cfg_.steps);
     }
   }
 
-  const PolicyResult* ep = nullptr;
-  for (const auto& p : result.policies)
-    if (p.name == "ep") ep = &p;
-  for (auto& p : result.policies)
-    if (ep && ep->status == "ok" && p.status == "ok" && p.makespan_s > 0.0) p.speedup_vs_ep = ep->makespan_s / p.makespan_s;
-  return result;
+  ComparisonResult finish() {
+    const PolicyResult* ep = nullptr;  // the baseline of the speedups
+    for (const auto& p : result_.policies)
+      if (p.name == "ep") ep = &p;
+    for (auto& p : result_.policies)
+      if (ep && ep->status == "ok" && p.status == "ok" && p.makespan_s > 0.0)
+        p.speedup_vs_ep = ep->makespan_s / p.makespan_s;
+    return std::move(result_);
+  }
+
+ private:
+  void init_results() {
+    result_.num_ranks = P_;
+    result_.node_of_rank = comm_.node_of_rank();
+    for (int n : result_.node_of_rank) result_.ranks_per_node = std::max(result_.ranks_per_node, comm_.ranks_on_node(n));
+    for (const auto& p : policies_) {
+      PolicyResult r;
+      r.name = p->name();
+      r.exact = p->exact();
+      r.rank_slots.assign(P_, 0);
+      r.rank_busy_s.assign(P_, 0.0);
+      r.rank_peak_bytes.assign(P_, 0);
+      r.rank_totals.assign(P_, StepRecord{});
+      result_.policies.push_back(std::move(r));
+    }
+  }
+
+  // The inputs every policy sees at (step, layer): tokens, and for --check all
+  // ranks' tokens on rank 0.
+  void make_inputs(int step, int layer) {
+    generate_tokens(cfg_.shape, cfg_.seed, step, layer, token_offset_, x_.view());
+    ref_ = ReferenceData{};
+    x_all_.clear();
+    if (cfg_.check) comm_.gatherv(to_doubles_host(x_.view()), x_all_);
+  }
+
+  void run_policy(size_t pi, int step, int layer) {
+    StepTrace trace;
+    comm_.barrier();  // policies start together, so waits are not charged to the next one
+    StepRecord rec = layers_[layer]->forward(x_.view(), RoutingKey{cfg_.seed, step, layer, token_offset_},
+                                             *policies_[pi], out_.view(), &trace, budget_ ? &*budget_ : nullptr);
+    PolicyResult& pr = result_.policies[pi];
+    if (budget_ && trace.alpha_used)
+      pr.alpha_used = std::min(pr.alpha_used.value_or(*trace.alpha_used), *trace.alpha_used);
+    if (!trace.executed) {
+      // The plan did not fit on some rank (the same verdict on every rank):
+      // report it and go on with the other policies.
+      if (pr.status == "ok") pr.status_detail = trace.oom_reason;
+      pr.status = "oom";
+      ++pr.oom_steps;
+      return;
+    }
+    rec.times.rebase_starts(epoch_);
+    const std::vector<StepRecord> per_rank = gather_records(rec);
+    accumulate(pr, per_rank);
+    if (cfg_.check) check(pr, layer, trace);
+    if (observer_ && me_ == 0) observer_(pr.name, step, layer, per_rank, trace.loads);
+  }
+
+  // Every rank's record, on every rank: one all-gather of the packed schema.
+  std::vector<StepRecord> gather_records(const StepRecord& rec) {
+    const size_t n = packed_record_size();
+    std::vector<double> packed(n), gathered(n * static_cast<size_t>(P_));
+    pack_record(rec, packed);
+    comm_.allgather(packed, gathered);
+    std::vector<StepRecord> per_rank;
+    for (int r = 0; r < P_; ++r)
+      per_rank.push_back(unpack_record(std::span<const double>(gathered).subspan(static_cast<size_t>(r) * n, n)));
+    return per_rank;
+  }
+
+  void accumulate(PolicyResult& pr, const std::vector<StepRecord>& per_rank) {
+    double max_busy = 0.0, max_wall = 0.0;
+    std::vector<int64_t> step_slots(P_);
+    for (int r = 0; r < P_; ++r) {
+      const StepRecord& s = per_rank[r];
+      step_slots[r] = s.slots_computed();
+      pr.rank_slots[r] += s.slots_computed();
+      pr.rank_busy_s[r] += s.busy_s();
+      pr.rank_peak_bytes[r] = std::max(pr.rank_peak_bytes[r], s.peak_bytes);
+      accumulate_record(s, pr.rank_totals[r]);
+      pr.token_bytes += s.bytes_tokens_sent;
+      pr.weight_bytes += s.bytes_weights_sent;
+      pr.token_bytes_inter_node += s.bytes_tokens_sent_inter_node;
+      pr.weight_bytes_inter_node += s.bytes_weights_sent_inter_node;
+      pr.dropped_slots += s.slots_dropped;
+      pr.routed_slots += s.slots_routed;
+      max_busy = std::max(max_busy, s.busy_s());
+      max_wall = std::max(max_wall, s.times.wall_total());
+    }
+    pr.imbalance_sum += imbalance(step_slots);
+    ++pr.executed_steps;
+    pr.makespan_s += max_busy;
+    pr.wall_s += max_wall;
+  }
+
+  // Gathers routing, keep flags and outputs; rank 0 compares with the
+  // double-precision reference (computed once per (step, layer)).
+  void check(PolicyResult& pr, int layer, const StepTrace& trace) {
+    const int K = cfg_.shape.top_k;
+    const int64_t D = cfg_.shape.hidden;
+    std::vector<double> ids_d(trace.routing.expert_ids.begin(), trace.routing.expert_ids.end());
+    auto gates_h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), trace.routing.gates);
+    std::vector<double> gates_d(gates_h.data(), gates_h.data() + gates_h.extent(0));
+    std::vector<double> keep_d(trace.slot_row.size());
+    for (size_t s = 0; s < keep_d.size(); ++s) keep_d[s] = trace.slot_row[s] >= 0 ? 1.0 : 0.0;
+    std::vector<double> ids_all, gates_all, keep_all, out_all;
+    comm_.gatherv(ids_d, ids_all);
+    comm_.gatherv(gates_d, gates_all);
+    comm_.gatherv(keep_d, keep_all);
+    comm_.gatherv(to_doubles_host(out_.view()), out_all);
+    if (me_ != 0) return;
+    std::vector<int32_t> ids(ids_all.begin(), ids_all.end());
+    if (ref_.slot_outputs.empty()) {
+      ref_.expert_ids = ids;
+      ref_.slot_outputs = reference_slot_outputs(cfg_.shape, layer, cfg_.seed, x_all_, ids, gates_all);
+    } else if (ids != ref_.expert_ids) {
+      throw std::logic_error("policies saw different routing for the same step; inputs are not identical");
+    }
+    std::vector<uint8_t> keep(keep_all.begin(), keep_all.end());
+    const auto ref_full = reference_combine(ref_.slot_outputs, total_tokens_, K, D);
+    const auto ref_kept = reference_combine(ref_.slot_outputs, total_tokens_, K, D, keep);
+    pr.max_rel_err = worse(pr.max_rel_err.value_or(0.0), max_relative_error(out_all, ref_kept));
+    pr.max_rel_err_full = worse(pr.max_rel_err_full.value_or(0.0), max_relative_error(out_all, ref_full));
+  }
+
+  // Rank 0's reference for one (step, layer): per-slot outputs over all ranks' tokens.
+  struct ReferenceData {
+    std::vector<double> slot_outputs;
+    std::vector<int32_t> expert_ids;
+  };
+
+  const RunConfig& cfg_;
+  Communicator& comm_;
+  const StepObserver& observer_;
+  const int P_, me_;
+  int64_t token_offset_ = 0, total_tokens_ = 0;
+  std::vector<std::unique_ptr<PlacementPolicy>> policies_;
+  MemoryTracker tracker_;
+  std::vector<std::unique_ptr<MoeLayer>> layers_;
+  TrackedMatrix x_, out_;
+  std::optional<StepBudget> budget_;
+  double epoch_ = 0.0;
+  ReferenceData ref_;
+  std::vector<double> x_all_;
+  ComparisonResult result_;
+};
+
+}  // namespace
+
+ComparisonResult run_comparison(const RunConfig& cfg, Communicator& comm, const StepObserver& observer) {
+  ComparisonRun run(cfg, comm, observer);
+  run.warm_up();
+  const int64_t total = int64_t{cfg.steps} * cfg.layers * static_cast<int64_t>(cfg.policies.size());
+  Progress progress(!cfg.quiet && comm.rank() == 0, total);
+  for (int step = 0; step < cfg.steps; ++step)
+    for (int l = 0; l < cfg.layers; ++l) run.run_layer_step(step, l, progress);
+  return run.finish();
 }
 
 }  // namespace moe

@@ -15,6 +15,7 @@
 #include "policies/Plan.hpp"
 #include "policies/Policy.hpp"
 #include "runtime/workload/Scenario.hpp"
+#include "runtime/layer/MoeLayer.hpp"
 #include "runtime/layer/StepRecord.hpp"
 
 namespace moe {
@@ -33,6 +34,7 @@ struct RunConfig {
   double mem_budget_mib = 0.0;  // per-rank budget of the runtime's buffers; 0 = none
   PolicyParams params;
   std::vector<std::string> policies{"ep"};
+  LayerOptions layer;  // how the layer runs (FFN tile); results do not depend on it
 
   int64_t tokens_on(int rank) const {
     return tokens_per_rank.empty() ? shape.tokens : tokens_per_rank[static_cast<size_t>(rank)];
@@ -64,6 +66,11 @@ struct PolicyResult {
 
   double imbalance_sum = 0.0;            // sum over layer-steps of max/mean rank slots
   int executed_steps = 0;                // layer-steps run (not OOM)
+  /// Per rank, every metric of the schema (StepMetrics.hpp) combined over the
+  /// measured layer-steps by its aggregate (sum, max); the JSON's per_rank.
+  std::vector<StepRecord> rank_totals;
+  int64_t token_bytes_inter_node = 0;    // part of token_bytes sent to another node
+  int64_t weight_bytes_inter_node = 0;   // part of weight_bytes sent to another node
 
   /// Mean over layer-steps of each step's max/mean rank slots (routing drifts
   /// between steps, so the imbalance of the summed slots would understate it).
@@ -74,6 +81,8 @@ struct PolicyResult {
 
 struct ComparisonResult {
   int num_ranks = 0;
+  std::vector<int> node_of_rank;  // from the communicator (shared-memory split)
+  int ranks_per_node = 0;         // the most ranks on one node
   std::vector<PolicyResult> policies;
   /// Fastest exact policy that completed (empty when none).
   std::string fastest_exact() const;

@@ -43,6 +43,11 @@ class ExpertStore {
   std::map<int, TrackedVector> imports_;
 };
 
+/// The activation's parameters for a model shape (SwiGLU or gpt-oss's variant).
+inline ActivationParams activation_params(const ModelShape& s) {
+  return {s.activation == Activation::GptOss, s.swiglu_limit, s.swiglu_alpha};
+}
+
 /// The views of one expert's packed weights (device pointer `packed`).
 ExpertWeightsView packed_expert_view(const float* packed, const ModelShape& shape);
 

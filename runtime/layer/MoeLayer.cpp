@@ -1,6 +1,6 @@
-// The data path of one MoE layer step on one rank. Reads top to bottom as the
-// step runs: route, count, all-gather counts, plan, dispatch, weights, expert
-// compute, combine. Every rank runs the same code on its own tokens.
+// The data path of one MoE layer step on one rank, as named stages. Every
+// rank runs the same code on its own tokens; every rank derives the same plan
+// and the same dispatch from the all-gathered counts, so nothing is broadcast.
 #include "runtime/layer/MoeLayer.hpp"
 
 #include <algorithm>
@@ -10,183 +10,249 @@
 
 namespace moe {
 
-namespace {
-IndexVector to_device(const std::vector<int64_t>& host, const char* label) {
-  IndexVector dev(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string(label)), host.size());
-  auto mirror = Kokkos::create_mirror_view(dev);
-  for (size_t i = 0; i < host.size(); ++i) mirror(i) = host[i];
-  Kokkos::deep_copy(dev, mirror);
-  return dev;
-}
-
-int64_t remote_rows(const std::vector<int64_t>& rows_per_rank, int me) {
-  int64_t n = 0;
-  for (size_t p = 0; p < rows_per_rank.size(); ++p)
-    if (static_cast<int>(p) != me) n += rows_per_rank[p];
-  return n;
-}
-}  // namespace
+/// What one step carries from stage to stage.
+struct MoeLayer::StepState {
+  StepRecord rec;
+  Routing routing;
+  std::vector<int64_t> local_counts;  // this rank's slots per expert
+  LoadMatrix loads;
+  Plan plan;
+  std::optional<double> alpha_used;
+  std::string oom_reason;
+  DispatchLayout layout;
+  // Device copies of the layout's index arrays (views into layout_dev_).
+  ConstIndexVector send_token, regroup, slot_row;
+  std::vector<int64_t> layout_host;  // their packed host source, alive until the copy is done
+  std::vector<P2PMessage> weight_sends, weight_recvs;
+  Workspace::Lease send, recv;  // dispatch buffers, alive from dispatch to combine
+  PhaseTimes& T() { return rec.times; }
+};
 
 MoeLayer::MoeLayer(const ModelShape& shape, int layer, uint64_t seed, ExpertIdSource source, Communicator& comm,
-                   MemoryTracker& tracker)
+                   MemoryTracker& tracker, const LayerOptions& options)
     : shape_(shape),
       comm_(comm),
       tracker_(tracker),
+      options_(options),
       router_(shape, layer, seed, std::move(source), tracker),
       experts_(shape, layer, seed, comm.rank(), comm.size(), tracker),
-      act_{shape.activation == Activation::GptOss, shape.swiglu_limit, shape.swiglu_alpha} {}
+      act_(activation_params(shape)),
+      node_of_rank_(comm.node_of_rank()),
+      send_ws_(tracker, "dispatch_send", shape.hidden),
+      recv_ws_(tracker, "dispatch_recv", shape.hidden),
+      expert_in_ws_(tracker, "expert_in", shape.hidden),
+      expert_out_ws_(tracker, "expert_out", shape.hidden),
+      gate_up_ws_(tracker, "gate_up", 2 * shape.ffn),
+      act_ws_(tracker, "activation", shape.ffn) {}
+
+MoeLayer::~MoeLayer() = default;
 
 StepRecord MoeLayer::forward(const Matrix& x, const RoutingKey& key, const PlacementPolicy& policy, const Matrix& out,
                              StepTrace* trace, const StepBudget* budget) {
-  const int P = comm_.size(), me = comm_.rank();
-  const int N = shape_.num_experts, K = shape_.top_k;
-  const int64_t D = shape_.hidden, H = shape_.ffn;
-  const int64_t row_bytes = D * static_cast<int64_t>(sizeof(float));
-  StepRecord rec;
-  PhaseTimes& T = rec.times;
+  StepState st;
   tracker_.reset_peak();
-
-  // 1. Route: top-K experts and gate weights for every local token.
-  Routing routing;
-  {
-    PhaseScope wall(T, Phase::Route);
-    BusyScope busy(T, Phase::Route);
-    routing = router_.route(x, key);
+  route(x, key, st);
+  plan(policy, st);
+  const bool runs = !budget || fit_budget(policy, *budget, st);
+  if (runs) {
+    lay_out(st);
+    start_weight_transfers(st);
+    dispatch(x, st);
+    finish_weight_transfers(st);
+    compute_experts(st);
+    combine(out, st);
+    count_traffic(st);
+    st.rec.peak_bytes = tracker_.peak();
   }
-  rec.slots_routed = static_cast<int64_t>(routing.expert_ids.size());
-
-  // 2-4. Count local loads, all-gather them, and plan. Every rank computes the
-  // same plan from the same counts; nothing is broadcast.
-  LoadMatrix loads(P, N);
-  Plan plan;
-  DispatchLayout layout;
-  {
-    PhaseScope wall(T, Phase::Plan);
-    std::vector<int64_t> local(N, 0);
-    {
-      BusyScope busy(T, Phase::Plan);
-      for (int32_t e : routing.expert_ids) ++local[e];
-    }
-    comm_.allgather(local, loads.counts);
-    {
-      BusyScope busy(T, Phase::Plan);
-      plan = policy.plan(loads, P);
-      if (budget) {
-        // Same verdict on every rank: it depends on the plan and loads only.
-        BudgetVerdict v = fit_to_budget(plan, policy, budget->params, loads, shape_, budget->num_layers, budget->bytes);
-        if (trace) trace->alpha_used = v.alpha_used;
-        if (!v.fits) {
-          if (trace) {
-            trace->executed = false;
-            trace->oom_reason = v.reason;
-            trace->loads = std::move(loads);
-            trace->plan = std::move(v.plan);
-          }
-          return rec;
-        }
-        plan = std::move(v.plan);
-      }
-    }
-    std::vector<float> gathered_gates;  // only for gate-ordered plans
-    if (plan.slot_order == SlotOrder::GateDescending) {
-      // Gates of this rank's slots grouped by expert, local order within each.
-      // A stable bucket pass: expert e's gates start at the sum of the local
-      // counts of the experts before it.
-      std::vector<float> mine(routing.expert_ids.size());
-      std::vector<int64_t> cursor(N, 0);
-      for (int e = 1; e < N; ++e) cursor[e] = cursor[e - 1] + local[e - 1];
-      auto gates_host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), routing.gates);
-      for (size_t s = 0; s < routing.expert_ids.size(); ++s)
-        mine[static_cast<size_t>(cursor[routing.expert_ids[s]]++)] = gates_host(s);
-      std::vector<int64_t> counts(P, 0);
-      int64_t total = 0;
-      for (int q = 0; q < P; ++q)
-        for (int e = 0; e < N; ++e) counts[q] += loads.at(q, e);
-      for (int64_t c : counts) total += c;
-      gathered_gates.resize(static_cast<size_t>(total));
-      comm_.allgatherv(mine, gathered_gates, counts);
-    }
-    BusyScope busy(T, Phase::Plan);
-    const SlotOrderMap order = plan.slot_order == SlotOrder::GateDescending ? SlotOrderMap(loads, gathered_gates)
-                                                                          : SlotOrderMap(loads);
-    layout = build_dispatch_layout(plan, loads, order, me, routing.expert_ids, K);
-  }
-  rec.slots_dropped = layout.dropped;
-  rec.slots_native = layout.slots_native;
-  rec.slots_foreign = layout.slots_foreign;
-
-  // 7 (started early). Weight transfers of spilled experts, native -> helper,
-  // posted before the token all-to-all so that they overlap it.
-  std::vector<P2PMessage> weight_sends, weight_recvs;
-  for (const auto& t : plan.transfers) {
-    if (t.src == me) weight_sends.push_back({t.dst, t.expert, experts_.packed(t.expert), nullptr, experts_.packed_bytes()});
-    if (t.dst == me) weight_recvs.push_back({t.src, t.expert, nullptr, experts_.import_buffer(t.expert), experts_.packed_bytes()});
-  }
-  rec.experts_imported = static_cast<int64_t>(weight_recvs.size());
-  rec.bytes_weights_sent = static_cast<int64_t>(weight_sends.size()) * experts_.packed_bytes();
-  rec.bytes_weights_recv = static_cast<int64_t>(weight_recvs.size()) * experts_.packed_bytes();
-  comm_.begin_exchange(weight_sends, weight_recvs);
-
-  // 5-6. Dispatch: permute slots by destination, all-to-all(v) of hidden vectors.
-  TrackedMatrix send_buf(tracker_, "dispatch_send", layout.total_send(), D);
-  TrackedMatrix recv_buf(tracker_, "dispatch_recv", layout.total_recv(), D);
-  {
-    PhaseScope wall(T, Phase::Dispatch);
-    {
-      BusyScope busy(T, Phase::Dispatch);
-      gather_rows(x, to_device(layout.send_token, "send_token"), send_buf.view());
-      Kokkos::fence();
-    }
-    comm_.alltoallv_rows(send_buf.view().data(), layout.send_rows, recv_buf.view().data(), layout.recv_rows, D);
-  }
-  // Dispatch sends send_rows and the combine sends recv_rows back (and the
-  // reverse for receiving), so the two totals are equal.
-  rec.bytes_tokens_sent = (remote_rows(layout.send_rows, me) + remote_rows(layout.recv_rows, me)) * row_bytes;
-  rec.bytes_tokens_recv = rec.bytes_tokens_sent;
-  {
-    PhaseScope wall(T, Phase::Weights);
-    comm_.wait_exchange();
-  }
-
-  // 8. Expert compute: regroup received rows into one block per expert, run
-  // each expert's FFN on its block, and put the outputs back in receive order.
-  {
-    PhaseScope wall(T, Phase::Compute);
-    BusyScope busy(T, Phase::Compute);
-    int64_t max_block = 0;
-    for (const auto& b : layout.blocks) max_block = std::max(max_block, b.count);
-    const IndexVector regroup = to_device(layout.regroup, "regroup");
-    TrackedMatrix x_experts(tracker_, "expert_in", layout.total_recv(), D);
-    TrackedMatrix y_experts(tracker_, "expert_out", layout.total_recv(), D);
-    TrackedMatrix gu_ws(tracker_, "gate_up", max_block, 2 * H);
-    TrackedMatrix act_ws(tracker_, "activation", max_block, H);
-    gather_rows(recv_buf.view(), regroup, x_experts.view());
-    for (const auto& b : layout.blocks)
-      expert_ffn(row_block(x_experts.view(), b.begin, b.count), experts_.view(b.expert), act_,
-                 gu_ws.view(), act_ws.view(), row_block(y_experts.view(), b.begin, b.count));
-    scatter_rows(y_experts.view(), regroup, recv_buf.view());
-    Kokkos::fence();
-  }
-
-  // 9-10. Combine: reverse all-to-all(v) back to the slots' origins, then
-  // un-permute and take the gate-weighted sum over K.
-  {
-    PhaseScope wall(T, Phase::Combine);
-    comm_.alltoallv_rows(recv_buf.view().data(), layout.recv_rows, send_buf.view().data(), layout.send_rows, D);
-    BusyScope busy(T, Phase::Combine);
-    combine_slots(send_buf.view(), to_device(layout.slot_row, "slot_row"), routing.gates, K, out);
-    Kokkos::fence();
-  }
-
-  rec.peak_bytes = tracker_.peak();
-  experts_.clear_imports();
   if (trace) {
-    trace->routing = std::move(routing);
-    trace->loads = std::move(loads);
-    trace->plan = std::move(plan);
-    trace->slot_row = std::move(layout.slot_row);
+    trace->executed = runs;
+    trace->oom_reason = std::move(st.oom_reason);
+    trace->alpha_used = st.alpha_used;
+    trace->routing = std::move(st.routing);
+    trace->loads = std::move(st.loads);
+    trace->plan = std::move(st.plan);
+    trace->slot_row = std::move(st.layout.slot_row);
   }
-  return rec;
+  return st.rec;
+}
+
+// Route: top-K experts and gate weights for every local token.
+void MoeLayer::route(const Matrix& x, const RoutingKey& key, StepState& st) {
+  PhaseScope wall(st.T(), Phase::Route);
+  BusyScope busy(st.T(), Phase::Route);
+  st.routing = router_.route(x, key);
+  st.rec.slots_routed = static_cast<int64_t>(st.routing.expert_ids.size());
+}
+
+// Plan: count local loads, all-gather them, and let the policy plan.
+void MoeLayer::plan(const PlacementPolicy& policy, StepState& st) {
+  const int P = comm_.size(), N = shape_.num_experts;
+  PhaseScope wall(st.T(), Phase::Plan);
+  st.local_counts.assign(static_cast<size_t>(N), 0);
+  {
+    BusyScope busy(st.T(), Phase::Plan);
+    for (int32_t e : st.routing.expert_ids) ++st.local_counts[static_cast<size_t>(e)];
+  }
+  st.loads = LoadMatrix(P, N);
+  comm_.allgather(st.local_counts, st.loads.counts);
+  BusyScope busy(st.T(), Phase::Plan);
+  st.plan = policy.plan(st.loads, P);
+}
+
+// Budget: the same verdict on every rank (it depends on the plan and loads
+// only). A policy that offers alternatives (LLEP with other alphas) may
+// replace the plan by one that fits.
+bool MoeLayer::fit_budget(const PlacementPolicy& policy, const StepBudget& budget, StepState& st) {
+  PhaseScope wall(st.T(), Phase::Plan);
+  BusyScope busy(st.T(), Phase::Plan);
+  BudgetVerdict v = fit_to_budget(st.plan, policy, st.loads, shape_, budget.num_layers, budget.bytes,
+                                  options_.ffn_tile_rows);
+  st.alpha_used = v.alpha_used;
+  st.plan = std::move(v.plan);
+  if (!v.fits) st.oom_reason = v.reason;
+  return v.fits;
+}
+
+// Layout: where every slot goes (DispatchLayout.hpp), and one packed copy of
+// its index arrays to the device. Gate-ordered plans need every rank's gates.
+void MoeLayer::lay_out(StepState& st) {
+  const int P = comm_.size(), N = shape_.num_experts;
+  PhaseScope wall(st.T(), Phase::Plan);
+  std::vector<float> gathered_gates;
+  if (st.plan.slot_order == SlotOrder::GateDescending) {
+    // This rank's gates grouped by expert, local order within each: a stable
+    // bucket pass (expert e's gates start after the earlier experts' counts).
+    const auto& ids = st.routing.expert_ids;
+    std::vector<float> mine(ids.size());
+    std::vector<int64_t> cursor(static_cast<size_t>(N), 0);
+    for (int e = 1; e < N; ++e) cursor[e] = cursor[e - 1] + st.local_counts[e - 1];
+    auto gates_host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), st.routing.gates);
+    for (size_t s = 0; s < ids.size(); ++s) mine[static_cast<size_t>(cursor[ids[s]]++)] = gates_host(s);
+    std::vector<int64_t> counts(static_cast<size_t>(P), 0);
+    for (int q = 0; q < P; ++q)
+      for (int e = 0; e < N; ++e) counts[q] += st.loads.at(q, e);
+    int64_t total = 0;
+    for (int64_t c : counts) total += c;
+    gathered_gates.resize(static_cast<size_t>(total));
+    comm_.allgatherv(mine, gathered_gates, counts);
+  }
+  BusyScope busy(st.T(), Phase::Plan);
+  const SlotOrderMap order = st.plan.slot_order == SlotOrder::GateDescending
+                                 ? SlotOrderMap(st.loads, gathered_gates)
+                                 : SlotOrderMap(st.loads);
+  st.layout = build_dispatch_layout(st.plan, st.loads, order, comm_.rank(), st.routing.expert_ids, shape_.top_k);
+  st.rec.slots_dropped = st.layout.dropped;
+  st.rec.slots_native = st.layout.slots_native;
+  st.rec.slots_foreign = st.layout.slots_foreign;
+
+  // One host->device copy of [send_token | regroup | slot_row] into a buffer
+  // that persists across steps.
+  const auto& L = st.layout;
+  st.layout_host.clear();
+  st.layout_host.reserve(L.send_token.size() + L.regroup.size() + L.slot_row.size());
+  for (const auto* part : {&L.send_token, &L.regroup, &L.slot_row})
+    st.layout_host.insert(st.layout_host.end(), part->begin(), part->end());
+  const size_t n = st.layout_host.size();
+  if (n > layout_dev_.extent(0))
+    layout_dev_ = IndexVector(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("dispatch_layout")), n);
+  using HostIndices = Kokkos::View<const int64_t*, IndexVector::array_layout, Kokkos::HostSpace,
+                                   Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
+  const ExecSpace exec;
+  Kokkos::deep_copy(exec, Kokkos::subview(layout_dev_, std::make_pair(size_t{0}, n)), HostIndices(st.layout_host.data(), n));
+  exec.fence();  // the host vector may change after this stage
+  const int64_t* base = layout_dev_.data();
+  st.send_token = ConstIndexVector(base, L.send_token.size());
+  st.regroup = ConstIndexVector(base + L.send_token.size(), L.regroup.size());
+  st.slot_row = ConstIndexVector(base + L.send_token.size() + L.regroup.size(), L.slot_row.size());
+}
+
+// Weight transfers of spilled experts, native -> helper, posted before the
+// token all-to-all so that they overlap it. Import buffers are allocated here,
+// before anything is in flight.
+void MoeLayer::start_weight_transfers(StepState& st) {
+  const int me = comm_.rank();
+  const int64_t bytes = experts_.packed_bytes();
+  for (const auto& t : st.plan.transfers) {
+    if (t.src == me) st.weight_sends.push_back({t.dst, t.expert, experts_.packed(t.expert), nullptr, bytes});
+    if (t.dst == me) st.weight_recvs.push_back({t.src, t.expert, nullptr, experts_.import_buffer(t.expert), bytes});
+  }
+  st.rec.experts_imported = static_cast<int64_t>(st.weight_recvs.size());
+  // Leased before the exchange starts: the dispatch stage must not allocate.
+  st.send = send_ws_.lease(st.layout.total_send());
+  st.recv = recv_ws_.lease(st.layout.total_recv());
+  comm_.begin_exchange(st.weight_sends, st.weight_recvs);
+}
+
+// Dispatch: permute slots by destination, all-to-all(v) of hidden vectors.
+// Runs while weight transfers are in flight: no allocation, no global fence
+// and no deep_copy without an execution-space instance here
+// (tests/lint/check_no_sync_in_flight.py guards it).
+void MoeLayer::dispatch(const Matrix& x, StepState& st) {
+  PhaseScope wall(st.T(), Phase::Dispatch);
+  {
+    BusyScope busy(st.T(), Phase::Dispatch);
+    gather_rows(x, st.send_token, st.send.view());
+    ExecSpace().fence();
+  }
+  comm_.alltoallv_rows(st.send.view().data(), st.layout.send_rows, st.recv.view().data(), st.layout.recv_rows,
+                       shape_.hidden);
+}
+
+void MoeLayer::finish_weight_transfers(StepState& st) {
+  PhaseScope wall(st.T(), Phase::Weights);
+  comm_.wait_exchange();
+}
+
+// Expert compute: regroup received rows into one block per expert, run each
+// expert's FFN on its block (in row tiles), put the outputs back in receive order.
+void MoeLayer::compute_experts(StepState& st) {
+  PhaseScope wall(st.T(), Phase::Compute);
+  BusyScope busy(st.T(), Phase::Compute);
+  const DispatchLayout& L = st.layout;
+  const int64_t rows = L.total_recv();
+  const int64_t tile = ffn_workspace_rows(L.largest_block(), options_.ffn_tile_rows);
+  Workspace::Lease x_experts = expert_in_ws_.lease(rows), y_experts = expert_out_ws_.lease(rows);
+  Workspace::Lease gate_up = gate_up_ws_.lease(tile), activation = act_ws_.lease(tile);
+  gather_rows(st.recv.view(), st.regroup, x_experts.view());
+  for (const auto& b : L.blocks)
+    expert_ffn(row_block(x_experts.view(), b.begin, b.count), experts_.view(b.expert), act_, gate_up.view(),
+               activation.view(), row_block(y_experts.view(), b.begin, b.count));
+  scatter_rows(y_experts.view(), st.regroup, st.recv.view());
+  ExecSpace().fence();
+}
+
+// Combine: reverse all-to-all(v) back to the slots' origins, then un-permute
+// and take the gate-weighted sum over K.
+void MoeLayer::combine(const Matrix& out, StepState& st) {
+  PhaseScope wall(st.T(), Phase::Combine);
+  comm_.alltoallv_rows(st.recv.view().data(), st.layout.recv_rows, st.send.view().data(), st.layout.send_rows,
+                       shape_.hidden);
+  BusyScope busy(st.T(), Phase::Combine);
+  combine_slots(st.send.view(), st.slot_row, st.routing.gates, shape_.top_k, out);
+  ExecSpace().fence();
+  experts_.clear_imports();
+}
+
+// Bytes moved: dispatch sends send_rows and the combine sends recv_rows back
+// (and the reverse for receiving), so the two totals are equal.
+void MoeLayer::count_traffic(StepState& st) {
+  const int me = comm_.rank();
+  const int64_t row_bytes = shape_.hidden * static_cast<int64_t>(sizeof(float));
+  int64_t rows = 0, rows_inter = 0;
+  for (size_t p = 0; p < st.layout.send_rows.size(); ++p) {
+    if (static_cast<int>(p) == me) continue;
+    const int64_t r = st.layout.send_rows[p] + st.layout.recv_rows[p];
+    rows += r;
+    if (node_of_rank_[p] != node_of_rank_[static_cast<size_t>(me)]) rows_inter += r;
+  }
+  st.rec.bytes_tokens_sent = st.rec.bytes_tokens_recv = rows * row_bytes;
+  st.rec.bytes_tokens_sent_inter_node = rows_inter * row_bytes;
+  const int64_t expert_bytes = experts_.packed_bytes();
+  st.rec.bytes_weights_sent = static_cast<int64_t>(st.weight_sends.size()) * expert_bytes;
+  st.rec.bytes_weights_recv = static_cast<int64_t>(st.weight_recvs.size()) * expert_bytes;
+  for (const auto& m : st.weight_sends)
+    if (node_of_rank_[static_cast<size_t>(m.peer)] != node_of_rank_[static_cast<size_t>(me)])
+      st.rec.bytes_weights_sent_inter_node += expert_bytes;
 }
 
 }  // namespace moe

@@ -1,27 +1,36 @@
 #pragma once
 // One MoE layer under expert parallelism on one rank: its router, its native
 // experts, and the forward step that runs whatever plan a policy emits.
+//
+// forward() reads as its stages (Megatron-Core's MoELayer shape):
+//   route -> plan (-> fit the budget) -> start weight transfers -> dispatch
+//   -> finish weight transfers -> expert compute -> combine
+// Each stage is one method below; the state a step carries between stages is
+// a StepState (MoeLayer.cpp).
 
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "comm/Communicator.hpp"
-#include "runtime/layer/DispatchLayout.hpp"
 #include "kernels/ExpertFfn.hpp"
+#include "policies/Policy.hpp"
+#include "runtime/common/ModelConfig.hpp"
+#include "runtime/layer/DispatchLayout.hpp"
 #include "runtime/layer/ExpertStore.hpp"
 #include "runtime/layer/MemoryModel.hpp"
 #include "runtime/layer/MemoryTracker.hpp"
-#include "runtime/common/ModelConfig.hpp"
-#include "policies/Policy.hpp"
 #include "runtime/layer/Router.hpp"
 #include "runtime/layer/StepRecord.hpp"
+#include "runtime/layer/Workspace.hpp"
 
 namespace moe {
 
 /// A per-rank memory budget the plan must fit before it runs.
 struct StepBudget {
   int64_t bytes = 0;
-  PolicyParams params;  // to re-plan LLEP with a lower alpha
-  int num_layers = 1;   // layers whose weights are resident
+  int num_layers = 1;  // layers whose weights are resident
 };
 
 /// What a forward step leaves behind besides the output (for checks and reports).
@@ -32,17 +41,23 @@ struct StepTrace {
   std::vector<int64_t> slot_row;  // per local slot: -1 when dropped
   bool executed = true;           // false when the plan did not fit the budget
   std::string oom_reason;
-  double alpha_used = 0.0;        // LLEP under a budget
+  std::optional<double> alpha_used;  // a policy that re-planned to fit: the parameter it used
+};
+
+/// How the layer runs (not what it computes: results do not depend on these).
+struct LayerOptions {
+  int64_t ffn_tile_rows = 0;  // rows per expert-FFN tile; 0: a whole expert block at once
 };
 
 class MoeLayer {
  public:
   MoeLayer(const ModelShape& shape, int layer, uint64_t seed, ExpertIdSource source, Communicator& comm,
-           MemoryTracker& tracker);
+           MemoryTracker& tracker, const LayerOptions& options = {});
+  ~MoeLayer();
+  MoeLayer(const MoeLayer&) = delete;
+  MoeLayer& operator=(const MoeLayer&) = delete;
 
-  /// route -> count -> all-gather counts -> plan -> permute -> all-to-all ->
-  /// weights -> experts -> reverse all-to-all -> un-permute and combine.
-  /// x: this rank's tokens (B x D); out: B x D.
+  /// One forward step. x: this rank's tokens (B x D); out: B x D.
   /// With a budget, a plan that does not fit on some rank is not executed
   /// (trace->executed = false, on every rank alike).
   StepRecord forward(const Matrix& x, const RoutingKey& key, const PlacementPolicy& policy, const Matrix& out,
@@ -52,12 +67,29 @@ class MoeLayer {
   const ExpertStore& experts() const { return experts_; }
 
  private:
+  struct StepState;
+  void route(const Matrix& x, const RoutingKey& key, StepState& st);
+  void plan(const PlacementPolicy& policy, StepState& st);
+  bool fit_budget(const PlacementPolicy& policy, const StepBudget& budget, StepState& st);
+  void lay_out(StepState& st);
+  void start_weight_transfers(StepState& st);
+  void dispatch(const Matrix& x, StepState& st);
+  void finish_weight_transfers(StepState& st);
+  void compute_experts(StepState& st);
+  void combine(const Matrix& out, StepState& st);
+  void count_traffic(StepState& st);
+
   ModelShape shape_;
   Communicator& comm_;
   MemoryTracker& tracker_;
+  LayerOptions options_;
   Router router_;
   ExpertStore experts_;
   ActivationParams act_;
+  std::vector<int> node_of_rank_;
+  // Buffers that persist across steps (Workspace.hpp).
+  Workspace send_ws_, recv_ws_, expert_in_ws_, expert_out_ws_, gate_up_ws_, act_ws_;
+  IndexVector layout_dev_;  // the step's dispatch layout indices, one packed copy
 };
 
 }  // namespace moe

@@ -73,7 +73,7 @@ TEST(MoeLayerMpi, BudgetStopsThePlanOnEveryRank) {
   auto ep = make_policy("ep", PolicyParams{});
   MoeLayer layer(s.shape, 0, 3, scenario_source(ScenarioSpec::parse("100:1"), s.shape, 0.0), s.comm, s.tracker);
   Matrix x("x", s.shape.tokens, s.shape.hidden), out("out", s.shape.tokens, s.shape.hidden);
-  StepBudget budget{1, PolicyParams{}, 1};  // one byte: nothing fits
+  StepBudget budget{1, 1};  // one byte: nothing fits
   StepTrace trace;
   layer.forward(x, RoutingKey{3, 0, 0, 0}, *ep, out, &trace, &budget);
   EXPECT_FALSE(trace.executed);
