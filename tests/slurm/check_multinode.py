@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks one multi-node `moe-ep compare` result directory (scripts/test-slurm-multinode).
 
-    check_multinode.py DIR RANKS NODES HOST[,HOST...]
+    check_multinode.py [--require-topology] DIR RANKS NODES HOST[,HOST...]
 
 DIR holds compare.json and (when moe-ep wrote one) timeline.h5. RANKS ranks on
 NODES nodes, RANKS/NODES per node, on exactly the hosts named (the cluster's
@@ -16,7 +16,8 @@ Checked when present, reported as "not yet present" otherwise (the runtime is
 gaining them): JSON `hostnames`, `node_of_rank`, `ranks_per_node`, per-policy
 `token_bytes_inter_node` (> 0 for every policy that moves tokens) and
 `weight_bytes_inter_node`; timeline attributes `node_of_rank`,
-`ranks_per_node`.
+`ranks_per_node`. With --require-topology (once the runtime writes them)
+each of them that is missing is a failure.
 
 Prints one line per fact (`ok ...`, `missing ...`), and `FAIL ...` lines for
 what is wrong; exit 0 when nothing failed, 1 otherwise. Reads HDF5 through
@@ -32,6 +33,7 @@ EXACT_TOL = 1e-5  # float32 runtime vs the double reference: ~1e-6 is typical
 
 failures = []
 notes = []
+require_topology = False
 
 
 def fail(msg):
@@ -40,6 +42,14 @@ def fail(msg):
 
 def note(msg):
     notes.append(msg)
+
+
+def missing(what):
+    """A topology key the runtime does not write yet."""
+    if require_topology:
+        fail(f"{what}: missing (--require-topology)")
+    else:
+        note(f"missing {what}: not yet present (runtime)")
 
 
 def h5_attr(path, name):
@@ -72,7 +82,7 @@ def check_placement(where, hostnames, node_of_rank, ranks_per_node, ranks, nodes
     if hostnames is None and hostnames_required:
         fail(f"{where}: no hostnames")
     elif hostnames is None:
-        note(f"missing {where} hostnames: not yet present (runtime)")
+        missing(f"{where} hostnames")
     elif len(hostnames) != ranks:
         fail(f"{where}: hostnames has {len(hostnames)} entries, expected {ranks}: {hostnames}")
     else:
@@ -85,7 +95,7 @@ def check_placement(where, hostnames, node_of_rank, ranks_per_node, ranks, nodes
         else:
             note(f"ok {where} hostnames {hostnames} ({nodes} hosts x {per} ranks)")
     if node_of_rank is None:
-        note(f"missing {where} node_of_rank: not yet present (runtime)")
+        missing(f"{where} node_of_rank")
     elif len(node_of_rank) != ranks or sorted(set(node_of_rank)) != list(range(nodes)) or \
             any(node_of_rank.count(n) != per for n in range(nodes)):
         fail(f"{where}: node_of_rank {node_of_rank}: expected {ranks} entries, nodes 0..{nodes - 1}, {per} ranks each")
@@ -96,7 +106,7 @@ def check_placement(where, hostnames, node_of_rank, ranks_per_node, ranks, nodes
     else:
         note(f"ok {where} node_of_rank {node_of_rank}")
     if ranks_per_node is None:
-        note(f"missing {where} ranks_per_node: not yet present (runtime)")
+        missing(f"{where} ranks_per_node")
     elif ranks_per_node != per:
         fail(f"{where}: ranks_per_node {ranks_per_node}, expected {per}")
     else:
@@ -111,9 +121,13 @@ def one(v):
 
 
 def main():
-    if len(sys.argv) != 5:
+    global require_topology
+    argv = sys.argv[1:]
+    if argv[:1] == ["--require-topology"]:
+        require_topology, argv = True, argv[1:]
+    if len(argv) != 4:
         sys.exit(__doc__)
-    out, ranks, nodes, hosts = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4].split(",")
+    out, ranks, nodes, hosts = argv[0], int(argv[1]), int(argv[2]), argv[3].split(",")
     jpath = os.path.join(out, "compare.json")
     try:
         d = json.load(open(jpath))
@@ -146,7 +160,7 @@ def main():
         tb, wb = p.get("token_bytes", 0), p.get("weight_bytes", 0)
         ti, wi = p.get("token_bytes_inter_node"), p.get("weight_bytes_inter_node")
         if ti is None:
-            note(f"missing json {name} token_bytes_inter_node: not yet present (runtime)")
+            missing(f"json {name} token_bytes_inter_node")
         elif not 0 <= ti <= tb:
             fail(f"json: policy {name} token_bytes_inter_node {ti} outside [0, token_bytes {tb}]")
         elif tb > 0 and ti <= 0:
@@ -154,7 +168,7 @@ def main():
         else:
             inter.append(f"{name} tokens {ti}/{tb}")
         if wi is None:
-            note(f"missing json {name} weight_bytes_inter_node: not yet present (runtime)")
+            missing(f"json {name} weight_bytes_inter_node")
         elif not 0 <= wi <= wb:
             fail(f"json: policy {name} weight_bytes_inter_node {wi} outside [0, weight_bytes {wb}]")
         else:

@@ -31,10 +31,10 @@ for p, ti, wi in zip(FULL["policies"], (600, 50, 550), (0, 0, 250)):
     p["token_bytes_inter_node"], p["weight_bytes_inter_node"] = ti, wi
 
 
-def run(d):
+def run(d, *flags):
     with tempfile.TemporaryDirectory() as tmp:
         json.dump(d, open(os.path.join(tmp, "compare.json"), "w"))
-        r = subprocess.run([sys.executable, CHECK, tmp, "4", "2", ",".join(HOSTS)],
+        r = subprocess.run([sys.executable, CHECK, *flags, tmp, "4", "2", ",".join(HOSTS)],
                            capture_output=True, text=True)
         return r.returncode, r.stdout + r.stderr
 
@@ -46,9 +46,12 @@ def mutate(f):
 
 
 CASES = [
-    # name, json, expected exit, text that must appear
+    # name, json, expected exit, text that must appear[, checker flags]
     ("today's keys", TODAY, 0, "missing json ep token_bytes_inter_node: not yet present"),
+    ("today's keys, --require-topology", TODAY, 1, "json ep token_bytes_inter_node: missing",
+     "--require-topology"),
     ("all topology keys", FULL, 0, "ok json node_of_rank [0, 0, 1, 1]"),
+    ("all topology keys, --require-topology", FULL, 0, "ok json inter-node bytes", "--require-topology"),
     ("ep moves no inter-node tokens", mutate(lambda d: d["policies"][0].update(token_bytes_inter_node=0)),
      1, "none between nodes"),
     ("inter-node above total", mutate(lambda d: d["policies"][2].update(weight_bytes_inter_node=501)),
@@ -64,8 +67,8 @@ CASES = [
 ]
 
 bad = 0
-for name, d, want_rc, want_text in CASES:
-    rc, out = run(d)
+for name, d, want_rc, want_text, *flags in CASES:
+    rc, out = run(d, *flags)
     ok = rc == want_rc and want_text in out
     bad += not ok
     print(f"{'ok  ' if ok else 'FAIL'} {name}: exit {rc} (want {want_rc})")
