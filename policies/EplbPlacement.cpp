@@ -3,7 +3,7 @@
 // load / replicas until the node's slots are used, then pack the physical
 // experts heaviest first onto the lightest rank with a free slot. Hierarchical
 // mode first packs expert groups onto nodes. Ties always go to the lower index.
-#include "EplbPlacement.hpp"
+#include "policies/EplbPlacement.hpp"
 
 #include <algorithm>
 #include <climits>

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "Plan.hpp"
+#include "policies/Plan.hpp"
 
 namespace moe {
 

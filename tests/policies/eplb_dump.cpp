@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "EplbPlacement.hpp"
+#include "policies/EplbPlacement.hpp"
 
 int main() {
   std::string line;

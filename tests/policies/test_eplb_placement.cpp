@@ -12,7 +12,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "EplbPlacement.hpp"
+#include "policies/EplbPlacement.hpp"
 #include "RandomLoads.hpp"
 
 using namespace moe;
