@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "runtime/common/Errors.hpp"
+#include "runtime/layer/StepMetrics.hpp"
 
 namespace moe::app {
 
@@ -62,6 +63,23 @@ void print_table(const RunConfig& cfg, const ComparisonResult& res, std::FILE* o
   std::fflush(out);
 }
 
+namespace {
+// Every summed or maxed metric of the schema, one list over the ranks each.
+nlohmann::json per_rank_json(const std::vector<StepRecord>& totals) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& m : step_metrics()) {
+    if (m.aggregate == MetricAggregate::None) continue;
+    nlohmann::json values = nlohmann::json::array();
+    for (const auto& r : totals) {
+      if (m.type == MetricType::Int64) values.push_back(static_cast<int64_t>(m.value(r)));
+      else values.push_back(m.value(r));
+    }
+    j[m.name] = values;
+  }
+  return j;
+}
+}  // namespace
+
 nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& res) {
   const ModelShape& s = cfg.shape;
   nlohmann::json config = {
@@ -111,9 +129,17 @@ nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& res) {
         {"max_rel_err_full", optional_json(p.max_rel_err_full)},
         {"alpha_used", optional_json(p.alpha_used)},
         {"oom_steps", p.oom_steps},
+        {"token_bytes_inter_node", p.token_bytes_inter_node},
+        {"weight_bytes_inter_node", p.weight_bytes_inter_node},
+        {"per_rank", per_rank_json(p.rank_totals)},
     });
   }
-  return {{"config", config}, {"policies", policies}, {"fastest_exact", res.fastest_exact()}};
+  return {{"config", config},
+          {"hostnames", res.hostnames},
+          {"node_of_rank", res.node_of_rank},
+          {"ranks_per_node", res.ranks_per_node},
+          {"policies", policies},
+          {"fastest_exact", res.fastest_exact()}};
 }
 
 std::string check_writable(const std::string& path, const std::string& flag) {

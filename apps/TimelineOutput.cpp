@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <stdexcept>
@@ -16,35 +17,16 @@ namespace moe::app {
 
 namespace {
 
-constexpr size_t kHostChars = 256;
-
-// Every rank's host name, on every rank (one all-gather of fixed-size blocks).
-std::vector<std::string> gather_hostnames(Communicator& comm) {
-  char name[kHostChars] = {};
-  if (gethostname(name, kHostChars - 1) != 0) name[0] = '\0';
-  std::vector<int64_t> mine(kHostChars, 0), all(kHostChars * static_cast<size_t>(comm.size()), 0);
-  for (size_t i = 0; i < kHostChars && name[i]; ++i) mine[i] = static_cast<unsigned char>(name[i]);
-  comm.allgather(mine, all);
-  std::vector<std::string> hosts;
-  for (int r = 0; r < comm.size(); ++r) {
-    std::string h;
-    for (size_t i = 0; i < kHostChars; ++i) {
-      const int64_t c = all[static_cast<size_t>(r) * kHostChars + i];
-      if (c == 0) break;
-      h.push_back(static_cast<char>(c));
-    }
-    hosts.push_back(h);
-  }
-  return hosts;
-}
-
-TimelineHeader make_header(const RunConfig& cfg, int num_ranks, std::vector<std::string> hostnames) {
+TimelineHeader make_header(const RunConfig& cfg, int num_ranks, std::vector<std::string> hostnames,
+                           const std::vector<int>& node_of_rank, int ranks_per_node) {
   TimelineHeader h;
   h.policies = cfg.policies;
   h.num_ranks = num_ranks;
   h.tool_version = MOE_EP_VERSION;
   h.hostnames = std::move(hostnames);
   h.start_time = iso8601_utc_now();
+  h.attributes.emplace_back("node_of_rank", nlohmann::json(node_of_rank).dump());
+  h.attributes.emplace_back("ranks_per_node", int64_t{ranks_per_node});
   ComparisonResult empty;
   empty.num_ranks = num_ranks;
   const nlohmann::json config = result_json(cfg, empty)["config"];
@@ -71,10 +53,13 @@ TimelineHeader make_header(const RunConfig& cfg, int num_ranks, std::vector<std:
 
 TimelineOutput::TimelineOutput(const std::string& path, const RunConfig& cfg, Communicator& comm) {
   std::vector<std::string> hosts = gather_hostnames(comm);
+  const std::vector<int>& nodes = comm.node_of_rank();
+  int per_node = 0;
+  for (int n : nodes) per_node = std::max(per_node, comm.ranks_on_node(n));
   std::string error;
   if (comm.rank() == 0) {
     try {
-      writer_ = std::make_unique<TimelineWriter>(path, make_header(cfg, comm.size(), std::move(hosts)));
+      writer_ = std::make_unique<TimelineWriter>(path, make_header(cfg, comm.size(), std::move(hosts), nodes, per_node));
     } catch (const std::exception& e) {
       error = e.what();
     }

@@ -28,6 +28,26 @@ const std::vector<int>& Communicator::node_of_rank() {
   return node_of_rank_;
 }
 
+std::vector<std::string> gather_hostnames(Communicator& comm) {
+  constexpr size_t kHostChars = 256;  // one all-gather of fixed-size blocks
+  char name[kHostChars] = {};
+  if (gethostname(name, kHostChars - 1) != 0) name[0] = '\0';
+  std::vector<int64_t> mine(kHostChars, 0), all(kHostChars * static_cast<size_t>(comm.size()), 0);
+  for (size_t i = 0; i < kHostChars && name[i]; ++i) mine[i] = static_cast<unsigned char>(name[i]);
+  comm.allgather(mine, all);
+  std::vector<std::string> hosts;
+  for (int r = 0; r < comm.size(); ++r) {
+    std::string h;
+    for (size_t i = 0; i < kHostChars; ++i) {
+      const int64_t c = all[static_cast<size_t>(r) * kHostChars + i];
+      if (c == 0) break;
+      h.push_back(static_cast<char>(c));
+    }
+    hosts.push_back(h);
+  }
+  return hosts;
+}
+
 int Communicator::ranks_on_node(int node) {
   const auto& nodes = node_of_rank();
   return static_cast<int>(std::count(nodes.begin(), nodes.end(), node));

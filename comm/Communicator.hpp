@@ -71,6 +71,9 @@ class Communicator {
   std::vector<int> node_of_rank_;  // empty until first asked
 };
 
+/// Every rank's host name, on every rank (collective).
+std::vector<std::string> gather_hostnames(Communicator& comm);
+
 /// Numbers nodes 0, 1, ... in order of their first rank, from any per-rank key
 /// that is equal exactly for ranks on one node.
 std::vector<int> number_nodes(std::span<const int64_t> key_of_rank);

@@ -152,6 +152,7 @@ class ComparisonRun {
  private:
   void init_results() {
     result_.num_ranks = P_;
+    result_.hostnames = gather_hostnames(comm_);
     result_.node_of_rank = comm_.node_of_rank();
     for (int n : result_.node_of_rank) result_.ranks_per_node = std::max(result_.ranks_per_node, comm_.ranks_on_node(n));
     for (const auto& p : policies_) {

@@ -81,6 +81,7 @@ struct PolicyResult {
 
 struct ComparisonResult {
   int num_ranks = 0;
+  std::vector<std::string> hostnames;  // per rank
   std::vector<int> node_of_rank;  // from the communicator (shared-memory split)
   int ranks_per_node = 0;         // the most ranks on one node
   std::vector<PolicyResult> policies;
