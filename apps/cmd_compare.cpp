@@ -27,6 +27,7 @@ struct CompareOptions {
   std::string timeline_path;
   std::string comm = "mpi";
   double mem_budget_mib = 0.0;
+  int64_t ffn_tile_rows = 0;
 };
 
 void add_common(CLI::App* cmd, CompareOptions& o) {
@@ -51,6 +52,13 @@ void add_common(CLI::App* cmd, CompareOptions& o) {
                   "A plan that needs more on some rank is reported as OOM and not run; LLEP lowers its alpha "
                   "to fit (docs/policies.md). 0 = no budget")
       ->capture_default_str()
+      ->group("Run");
+  cmd->add_option("--ffn-tile", o.ffn_tile_rows,
+                  "Rows per expert-FFN tile: each expert block runs in tiles of this many rows, so the gate/up and "
+                  "activation workspaces are bounded by the tile, not the largest block (results are unchanged). "
+                  "0 = the whole block at once")
+      ->capture_default_str()
+      ->check(at_least(0))
       ->group("Run");
   cmd->add_flag("--check", o.check,
                 "Compare every output with the single-process double-precision reference on rank 0 "
@@ -86,6 +94,7 @@ RunConfig to_run_config(const CompareOptions& o, int num_ranks) {
   c.check = o.check;
   c.quiet = o.quiet;
   c.mem_budget_mib = o.mem_budget_mib;
+  c.layer.ffn_tile_rows = o.ffn_tile_rows;
   if (auto why = validate_run_config(c, num_ranks); !why.empty()) throw InputError(why);
   if (c.scenario.kind == ScenarioSpec::Kind::Trace) {  // the whole trace, on every rank, before any step
     int64_t total_tokens = 0;
