@@ -10,6 +10,7 @@
 
 #include "apps/Commands.hpp"
 #include "comm/Communicator.hpp"
+#include "comm/DeviceSelect.hpp"
 #include "runtime/common/Errors.hpp"
 
 namespace moe::app {
@@ -40,6 +41,9 @@ std::string host_name() {
 }  // namespace
 
 int run_with_mpi(int argc, char** argv, const std::function<int()>& body) {
+  // GPU builds: the node-local rank picks its GPU before MPI_Init, so that a
+  // CUDA-aware MPI creates its context there and not on GPU 0 in every rank.
+  moe::select_device_before_mpi_init();
   MPI_Init(&argc, &argv);
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

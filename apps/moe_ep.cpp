@@ -1,14 +1,35 @@
 // moe-ep: run and compare MoE expert-placement policies under expert parallelism.
 #include <mpi.h>
 
+#include <Kokkos_Core.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 
 #include "apps/CliOptions.hpp"
+#include "comm/CommFactory.hpp"
 #include "apps/Commands.hpp"
 #include "apps/LaunchRank.hpp"
 #include "version.hpp"
+
+namespace {
+// --build-info: what this binary runs on, without MPI or a GPU; what
+// jobs/compare-gpu.sbatch checks before it starts a GPU job.
+std::string build_info() {
+  constexpr bool on_device = !std::is_same_v<Kokkos::DefaultExecutionSpace, Kokkos::DefaultHostExecutionSpace>;
+  std::string kokkos = "kokkos";
+#ifdef KOKKOS_VERSION
+  kokkos += " " + std::to_string(KOKKOS_VERSION / 10000) + "." + std::to_string(KOKKOS_VERSION / 100 % 100) + "." +
+            std::to_string(KOKKOS_VERSION % 100);
+#endif
+  std::string backends;
+  for (const auto& b : moe::comm_backends()) backends += (backends.empty() ? "" : ", ") + b;
+  return std::string("moe-ep " MOE_EP_VERSION "\n") + kokkos + ", default execution space " +
+         Kokkos::DefaultExecutionSpace::name() + "\nkernels on: " + (on_device ? "device" : "host") +
+         "\ncomm backends: " + backends;
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace moe::app;
@@ -17,6 +38,10 @@ int main(int argc, char** argv) {
                "expert-placement policies (ep, capacity, llep) side by side on the same routing."};
   app.require_subcommand(1);
   app.set_version_flag("--version", MOE_EP_VERSION);
+  app.add_flag_callback(
+      "--build-info", [] { throw CLI::CallForVersion(build_info(), 0); },
+      "Print the Kokkos version and default execution space (kernels on host or device) and the comm backends")
+      ->trigger_on_parse();  // before the "a subcommand is required" check
   app.failure_message(one_line_failure);
   std::vector<Command> commands;
   add_run_and_compare_commands(app, commands);

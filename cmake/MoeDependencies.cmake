@@ -3,7 +3,29 @@
 
 find_package(MPI REQUIRED COMPONENTS C CXX)
 find_package(Kokkos REQUIRED)
-find_package(KokkosKernels REQUIRED)
+# Does the Kokkos we found have the CUDA backend? Then the CUDA parts are on,
+# the GEMMs go to cuBLAS (kernels/GemmCublas.cpp) and Kokkos Kernels is not
+# needed.
+if(Kokkos_ENABLE_CUDA OR "CUDA" IN_LIST Kokkos_DEVICES)
+  set(MOE_KOKKOS_HAS_CUDA ON)
+  set(MOE_ENABLE_CUDA ON CACHE BOOL "" FORCE)
+else()
+  set(MOE_KOKKOS_HAS_CUDA OFF)
+endif()
+if(MOE_KOKKOS_HAS_CUDA)
+  # Not searched at all: a system Kokkos Kernels (Debian's 3.4, from Trilinos)
+  # is built for another Kokkos, and its config would drag that one in.
+  set(MOE_KOKKOSKERNELS_TARGET "")
+  message(STATUS "Kokkos ${Kokkos_VERSION} has CUDA: GEMMs on cuBLAS, Kokkos Kernels not used")
+  # bench/ times the host kernels against the host BLAS (sgemm_, which came
+  # with Kokkos Kernels' BLAS TPL): not meaningful, nor linkable, here.
+  if(MOE_BUILD_BENCH)
+    message(STATUS "Kokkos-CUDA build: benchmarks (bench/, host kernels vs host BLAS) not built")
+    set(MOE_BUILD_BENCH OFF)
+  endif()
+else()
+  find_package(KokkosKernels REQUIRED)
+endif()
 find_package(HDF5 REQUIRED COMPONENTS C)
 find_package(CLI11 QUIET CONFIG)
 find_package(nlohmann_json 3 REQUIRED)
@@ -27,7 +49,9 @@ if(NOT _moe_kokkos_inc_ok)
 endif()
 
 # Trilinos exports trilinos_kokkoskernels, a standalone install Kokkos::kokkoskernels.
-if(TARGET Kokkos::kokkoskernels)
+if(MOE_KOKKOS_HAS_CUDA)
+  # (Kokkos Kernels not used.)
+elseif(TARGET Kokkos::kokkoskernels)
   set(MOE_KOKKOSKERNELS_TARGET Kokkos::kokkoskernels)
 elseif(TARGET trilinos_kokkoskernels)
   set(MOE_KOKKOSKERNELS_TARGET trilinos_kokkoskernels)
@@ -51,11 +75,3 @@ if(NOT TARGET CLI11::CLI11)
   set_target_properties(CLI11::CLI11 PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${MOE_CLI11_INCLUDE_DIR}")
 endif()
 
-# Does the Kokkos we found have the CUDA backend? Then the CUDA parts are on.
-include(CheckCXXSymbolExists)
-if(Kokkos_ENABLE_CUDA OR "CUDA" IN_LIST Kokkos_DEVICES)
-  set(MOE_KOKKOS_HAS_CUDA ON)
-  set(MOE_ENABLE_CUDA ON CACHE BOOL "" FORCE)
-else()
-  set(MOE_KOKKOS_HAS_CUDA OFF)
-endif()

@@ -11,30 +11,77 @@
 #include <thread>
 #include <vector>
 
+#include "comm/DeviceSelect.hpp"
+#include "comm/StreamWait.hpp"
+
 namespace moe {
 
 namespace {
 
-// A device allocation that grows on demand (never while in use).
+// A device allocation that grows on demand and is reused across calls. Stream
+// ordered (cudaMallocAsync/cudaFreeAsync on the stream that uses it), so that
+// growing it never synchronises the device: a cudaFree while the other NCCL
+// communicator's kernels are in flight would wait for them (and could hang
+// behind a peer).
 class DeviceBuffer {
  public:
   DeviceBuffer() = default;
   ~DeviceBuffer() { release(); }
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-  /// Ensures room for `bytes`; returns the cudaMalloc/cudaFree error, if any.
-  cudaError_t reserve(size_t bytes) {
+  /// Ensures room for `bytes`, ordered on `stream`; returns the CUDA error, if any.
+  cudaError_t reserve(size_t bytes, cudaStream_t stream) {
     if (bytes <= capacity_) return cudaSuccess;
-    release();
     const size_t want = std::max(bytes, capacity_ * 2);
-    const cudaError_t e = cudaMalloc(&ptr_, want);
+    if (ptr_) cudaFreeAsync(ptr_, stream);  // after the stream's earlier uses of it
+    ptr_ = nullptr;
+    capacity_ = 0;
+    stream_ = stream;
+    const cudaError_t e = cudaMallocAsync(&ptr_, want, stream);
     if (e == cudaSuccess) capacity_ = want;
     else ptr_ = nullptr;
     return e;
   }
   char* get() const { return static_cast<char*>(ptr_); }
   void release() {
-    if (ptr_) cudaFree(ptr_);
+    if (ptr_) cudaFreeAsync(ptr_, stream_);
+    ptr_ = nullptr;
+    capacity_ = 0;
+  }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t capacity_ = 0;
+  cudaStream_t stream_ = nullptr;
+};
+
+// Pinned host memory that grows on demand: copies between it and the device
+// are truly asynchronous, so nothing queued before a wait() blocks the host
+// and the timeout can fire. An outgrown block is retired, not freed, while an
+// exchange is in flight (cudaFreeHost may synchronise the device).
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  ~PinnedBuffer() { release(); }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  cudaError_t reserve(size_t bytes, std::vector<void*>* retire_to) {
+    if (bytes <= capacity_) return cudaSuccess;
+    const size_t want = std::max(bytes, capacity_ * 2);
+    if (ptr_) {
+      if (retire_to) retire_to->push_back(ptr_);
+      else cudaFreeHost(ptr_);
+    }
+    ptr_ = nullptr;
+    capacity_ = 0;
+    const cudaError_t e = cudaMallocHost(&ptr_, want);
+    if (e == cudaSuccess) capacity_ = want;
+    else ptr_ = nullptr;
+    return e;
+  }
+  char* get() const { return static_cast<char*>(ptr_); }
+  void release() {
+    if (ptr_) cudaFreeHost(ptr_);
     ptr_ = nullptr;
     capacity_ = 0;
   }
@@ -77,26 +124,38 @@ struct NcclCommunicator::Impl {
   ncclComm_t weights = nullptr;  // weight transfers, overlapping the tokens
   cudaStream_t s_main = nullptr;
   cudaStream_t s_weights = nullptr;
-  DeviceBuffer small;                     // staged host collectives
-  DeviceBuffer stage_send, stage_recv;    // host payloads of the all-to-all
-  DeviceBuffer stage_exchange;            // host payloads of an exchange
+  // Host payloads: staged through pinned host memory and device memory, both
+  // grow-only and reused. Device buffers on s_main unless named "exchange".
+  DeviceBuffer small_dev, send_dev, recv_dev, exchange_dev;
+  PinnedBuffer small_host, send_host, recv_host, exchange_host;
+  std::vector<void*> retired_pinned;  // outgrown pinned blocks, freed when nothing is in flight
   struct CopyBack {
     void* host;
     size_t offset;
     size_t bytes;
   };
-  std::vector<CopyBack> copy_back;  // received into staging, copied out by wait_exchange
+  std::vector<CopyBack> copy_back;  // received into exchange_host, copied out after the wait
   bool in_flight = false;
+  mutable bool failed = false;  // an error was reported: tear down with ncclCommAbort
   double timeout_s = 600.0;
+
+  Impl() = default;
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+  ~Impl() { teardown(); }
 
   std::string where() const {
     return "rank " + std::to_string(rank) + " (" + host +
            (device >= 0 ? ", GPU " + std::to_string(device) : std::string()) + ")";
   }
   // "<what> (rank r (host, GPU d))" for errors that are not a failed call.
-  [[noreturn]] void fail(const std::string& what) const { throw CommError(what + " [" + where() + "]"); }
+  [[noreturn]] void fail(const std::string& what) const {
+    failed = true;
+    throw CommError(what + " [" + where() + "]");
+  }
   // "<call> failed on rank r (host, GPU d): <detail>", as the MPI backend words it.
   [[noreturn]] void fail_call(const char* call, const std::string& detail) const {
+    failed = true;
     throw CommError(std::string(call) + " failed on " + where() + ": " + detail);
   }
 
@@ -121,51 +180,106 @@ struct NcclCommunicator::Impl {
     fail_call(call, std::string(text, static_cast<size_t>(len)));
   }
 
+  // Ends both communicators without waiting for the peers (a dead peer would
+  // hang ncclCommDestroy); the kernels in flight are stopped.
   void abort_comms() {
+    failed = true;
     if (main) ncclCommAbort(main);
     if (weights) ncclCommAbort(weights);
     main = weights = nullptr;
   }
 
-  // Waits for `stream` without hanging: polls NCCL's asynchronous error state
-  // of `comm` and gives up after timeout_s (a peer that died never arrives).
-  void wait(cudaStream_t stream, ncclComm_t comm, const char* what) {
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int spins = 0;; ++spins) {
-      const cudaError_t q = cudaStreamQuery(stream);
-      if (q == cudaSuccess) return;
-      if (q != cudaErrorNotReady) {
-        abort_comms();
-        cuda(q, "cudaStreamQuery");
-      }
-      ncclResult_t async = ncclSuccess;
-      nccl(ncclCommGetAsyncError(comm, &async), "ncclCommGetAsyncError");
-      if (async != ncclSuccess
+  // One look at `stream` and the asynchronous error state of `comm`.
+  Poll poll(cudaStream_t stream, ncclComm_t comm) const {
+    const cudaError_t q = cudaStreamQuery(stream);
+    if (q == cudaSuccess) return {PollState::Done, {}};
+    if (q != cudaErrorNotReady) {
+      cudaGetLastError();
+      return {PollState::Failed,
+              std::string("cudaStreamQuery: ") + cudaGetErrorString(q) + " (" + cudaGetErrorName(q) + ")"};
+    }
+    if (comm == nullptr) return {PollState::Pending, {}};
+    ncclResult_t async = ncclSuccess;
+    const ncclResult_t r = ncclCommGetAsyncError(comm, &async);
+    if (r != ncclSuccess) return {PollState::Failed, std::string("ncclCommGetAsyncError: ") + ncclGetErrorString(r)};
+    if (async != ncclSuccess
 #if defined(NCCL_VERSION_CODE) && NCCL_VERSION_CODE >= NCCL_VERSION(2, 14, 0)
-          && async != ncclInProgress
+        && async != ncclInProgress
 #endif
-      ) {
-        abort_comms();
-        fail(std::string(what) + ": NCCL reported an asynchronous error: " + ncclGetErrorString(async));
-      }
-      const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (waited > timeout_s) {
-        abort_comms();
-        fail(std::string(what) + " did not complete within " + std::to_string(static_cast<int>(timeout_s)) +
-             " s (a peer rank may have failed; MOE_COMM_TIMEOUT_S sets the limit)");
-      }
-      if (spins > 1000) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    )
+      return {PollState::Failed, std::string("NCCL reported an asynchronous error: ") + ncclGetErrorString(async)};
+    return {PollState::Pending, {}};
+  }
+
+  // Waits for `stream` without hanging: polls NCCL's asynchronous error state
+  // of `comm` and gives up after timeout_s (a peer that died never arrives);
+  // either way the communicators are aborted and CommError is thrown.
+  void wait(cudaStream_t stream, ncclComm_t comm, const char* what) {
+    try {
+      wait_or_abort([&] { return poll(stream, comm); }, [&] { abort_comms(); }, timeout_s, what, where());
+    } catch (...) {
+      failed = true;
+      throw;
     }
   }
 
-  // Device pointer for a payload: `p` itself when a kernel can use it, else
-  // room in `stage` (filled from `p` when `copy_in`) at `offset`.
-  char* device_ptr(const void* p, size_t bytes, DeviceBuffer& stage, size_t offset, bool copy_in,
-                   cudaStream_t stream) const {
-    if (bytes == 0 || device_accessible(p)) return static_cast<char*>(const_cast<void*>(p));
-    char* d = stage.get() + offset;
-    if (copy_in) cuda(cudaMemcpyAsync(d, p, bytes, cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync");
-    return d;
+  void flush_retired() {
+    if (in_flight) return;
+    for (void* p : retired_pinned) cudaFreeHost(p);
+    retired_pinned.clear();
+  }
+  std::vector<void*>* retire_list() { return in_flight ? &retired_pinned : nullptr; }
+
+  // Best effort, never throwing. Destroys the communicators only when nothing
+  // failed, no exchange is left in flight and both streams drained within a
+  // bounded time; else aborts them (teardown_mode in StreamWait.hpp).
+  void teardown() {
+    bool drained = !failed && !in_flight;
+    if (drained) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const double limit = std::min(timeout_s, 30.0);
+      for (int spins = 0;; ++spins) {
+        const Poll a = s_main ? poll(s_main, main) : Poll{PollState::Done, {}};
+        const Poll b = s_weights ? poll(s_weights, weights) : Poll{PollState::Done, {}};
+        if (a.state == PollState::Failed || b.state == PollState::Failed) {
+          drained = false;
+          break;
+        }
+        if (a.state == PollState::Done && b.state == PollState::Done) break;
+        if (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() > limit) {
+          drained = false;
+          break;
+        }
+        if (spins > 1000) std::this_thread::sleep_for(std::chrono::microseconds(100));
+      }
+    }
+    if (teardown_mode(failed, in_flight, drained) == Teardown::Abort) {
+      abort_comms();
+    } else {
+      if (main) ncclCommDestroy(main);
+      if (weights) ncclCommDestroy(weights);
+      main = weights = nullptr;
+    }
+    small_dev.release();
+    send_dev.release();
+    recv_dev.release();
+    exchange_dev.release();
+    if (s_main) cudaStreamSynchronize(s_main);  // the communicators are gone: nothing can wait on a peer now
+    if (s_weights) cudaStreamSynchronize(s_weights);
+    in_flight = false;
+    flush_retired();
+    small_host.release();
+    send_host.release();
+    recv_host.release();
+    exchange_host.release();
+    if (s_main) cudaStreamDestroy(s_main);
+    if (s_weights) cudaStreamDestroy(s_weights);
+    s_main = s_weights = nullptr;
+    cudaGetLastError();
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized && mpi != MPI_COMM_NULL) MPI_Comm_free(&mpi);
+    mpi = MPI_COMM_NULL;
   }
 
   // Runs `body` (NCCL calls) between ncclGroupStart/End; the group is always
@@ -186,19 +300,25 @@ struct NcclCommunicator::Impl {
     nccl(end, "ncclGroupEnd");
   }
 
-  // Host <-> small device buffer around one collective on the main stream.
+  // Host -> pinned -> small device buffer around one collective on the main
+  // stream; the result goes device -> pinned, and to `out` only after the wait.
   template <class T, class F>
   void staged(const T* in, size_t in_count, size_t in_offset, T* out, size_t out_count, F&& op, const char* what) {
-    const size_t bytes = std::max(in_offset + in_count, out_count) * sizeof(T);
-    cuda(small.reserve(std::max<size_t>(bytes, kAlign)), "cudaMalloc");
-    T* d = reinterpret_cast<T*>(small.get());
-    if (in_count)
-      cuda(cudaMemcpyAsync(d + in_offset, in, in_count * sizeof(T), cudaMemcpyHostToDevice, s_main),
+    const size_t bytes = std::max<size_t>(std::max(in_offset + in_count, out_count) * sizeof(T), kAlign);
+    cuda(small_dev.reserve(bytes, s_main), "cudaMallocAsync");
+    cuda(small_host.reserve(bytes, retire_list()), "cudaMallocHost");
+    T* d = reinterpret_cast<T*>(small_dev.get());
+    T* h = reinterpret_cast<T*>(small_host.get());
+    if (in_count) {
+      std::memcpy(h + in_offset, in, in_count * sizeof(T));
+      cuda(cudaMemcpyAsync(d + in_offset, h + in_offset, in_count * sizeof(T), cudaMemcpyHostToDevice, s_main),
            "cudaMemcpyAsync");
+    }
     op(d);
     if (out_count)
-      cuda(cudaMemcpyAsync(out, d, out_count * sizeof(T), cudaMemcpyDeviceToHost, s_main), "cudaMemcpyAsync");
+      cuda(cudaMemcpyAsync(h, d, out_count * sizeof(T), cudaMemcpyDeviceToHost, s_main), "cudaMemcpyAsync");
     wait(s_main, main, what);
+    if (out_count) std::memcpy(out, h, out_count * sizeof(T));
   }
 };
 
@@ -234,7 +354,8 @@ NcclCommunicator::NcclCommunicator(MPI_Comm comm, int device) : impl_(std::make_
 #ifdef MOE_KOKKOS_HAS_CUDA
     m.cuda(cudaGetDevice(&m.device), "cudaGetDevice");  // Kokkos has chosen and set it
 #else
-    m.device = local_rank % ndev;
+    if (preselected_device() >= 0) m.cuda(cudaGetDevice(&m.device), "cudaGetDevice");  // chosen before MPI_Init
+    else m.device = local_rank % ndev;  // fallback: no local rank in the launcher's environment
 #endif
   }
   m.cuda(cudaSetDevice(m.device), "cudaSetDevice");
@@ -272,24 +393,7 @@ NcclCommunicator::NcclCommunicator(MPI_Comm comm, int device) : impl_(std::make_
   m.nccl(ncclCommInitRank(&m.weights, m.size, ids[1], m.rank), "ncclCommInitRank (weights communicator)");
 }
 
-NcclCommunicator::~NcclCommunicator() {
-  if (!impl_) return;
-  Impl& m = *impl_;
-  // Best effort, never throwing: finish what is in flight, then tear down.
-  if (m.s_weights) cudaStreamSynchronize(m.s_weights);
-  if (m.s_main) cudaStreamSynchronize(m.s_main);
-  if (m.main) ncclCommDestroy(m.main);
-  if (m.weights) ncclCommDestroy(m.weights);
-  m.small.release();
-  m.stage_send.release();
-  m.stage_recv.release();
-  m.stage_exchange.release();
-  if (m.s_main) cudaStreamDestroy(m.s_main);
-  if (m.s_weights) cudaStreamDestroy(m.s_weights);
-  int finalized = 0;
-  MPI_Finalized(&finalized);
-  if (!finalized && m.mpi != MPI_COMM_NULL) MPI_Comm_free(&m.mpi);
-}
+NcclCommunicator::~NcclCommunicator() = default;  // Impl::teardown: destroy, or abort after a failure
 
 int NcclCommunicator::rank() const { return impl_->rank; }
 int NcclCommunicator::size() const { return impl_->size; }
@@ -358,12 +462,24 @@ void NcclCommunicator::alltoallv_rows(const float* send, std::span<const int64_t
     roff[p + 1] = roff[p] + static_cast<size_t>(recv_rows[p]) * rb;
   }
   const size_t send_bytes = soff[P], recv_bytes = roff[P];
-  // Host payloads go through device staging buffers.
+  // Host payloads go through pinned host and device staging buffers (grow-only).
+  const bool send_staged = send_bytes > 0 && !device_accessible(send);
   const bool recv_staged = recv_bytes > 0 && !device_accessible(recv);
-  if (send_bytes > 0 && !device_accessible(send)) m.cuda(m.stage_send.reserve(send_bytes), "cudaMalloc");
-  if (recv_staged) m.cuda(m.stage_recv.reserve(recv_bytes), "cudaMalloc");
-  const char* s = m.device_ptr(send, send_bytes, m.stage_send, 0, true, m.s_main);
-  char* r = m.device_ptr(recv, recv_bytes, m.stage_recv, 0, false, m.s_main);
+  const char* s = reinterpret_cast<const char*>(send);
+  char* r = reinterpret_cast<char*>(recv);
+  if (send_staged) {
+    m.cuda(m.send_dev.reserve(send_bytes, m.s_main), "cudaMallocAsync");
+    m.cuda(m.send_host.reserve(send_bytes, m.retire_list()), "cudaMallocHost");
+    std::memcpy(m.send_host.get(), send, send_bytes);
+    m.cuda(cudaMemcpyAsync(m.send_dev.get(), m.send_host.get(), send_bytes, cudaMemcpyHostToDevice, m.s_main),
+           "cudaMemcpyAsync");
+    s = m.send_dev.get();
+  }
+  if (recv_staged) {
+    m.cuda(m.recv_dev.reserve(recv_bytes, m.s_main), "cudaMallocAsync");
+    m.cuda(m.recv_host.reserve(recv_bytes, m.retire_list()), "cudaMallocHost");
+    r = m.recv_dev.get();
+  }
   // This rank's own rows: a device copy.
   if (send_rows[me] != recv_rows[me]) m.fail("alltoallv_rows: rows sent to self differ from rows received from self");
   if (send_rows[me] > 0)
@@ -376,9 +492,10 @@ void NcclCommunicator::alltoallv_rows(const float* send, std::span<const int64_t
       if (recv_rows[p] > 0) note(ncclRecv(r + roff[p], roff[p + 1] - roff[p], ncclInt8, p, m.main, m.s_main), "ncclRecv");
     }
   });
-  if (recv_staged)
-    m.cuda(cudaMemcpyAsync(recv, r, recv_bytes, cudaMemcpyDeviceToHost, m.s_main), "cudaMemcpyAsync");
+  if (recv_staged)  // into pinned memory: never blocks, so the wait below can time out
+    m.cuda(cudaMemcpyAsync(m.recv_host.get(), r, recv_bytes, cudaMemcpyDeviceToHost, m.s_main), "cudaMemcpyAsync");
   m.wait(m.s_main, m.main, "all-to-all of token rows");
+  if (recv_staged) std::memcpy(recv, m.recv_host.get(), recv_bytes);
 }
 
 void NcclCommunicator::begin_exchange(std::span<const P2PMessage> sends_in, std::span<const P2PMessage> recvs_in) {
@@ -392,30 +509,42 @@ void NcclCommunicator::begin_exchange(std::span<const P2PMessage> sends_in, std:
   std::vector<P2PMessage> sends(sends_in.begin(), sends_in.end()), recvs(recvs_in.begin(), recvs_in.end());
   std::stable_sort(sends.begin(), sends.end(), by_peer_tag);
   std::stable_sort(recvs.begin(), recvs.end(), by_peer_tag);
-  // Host payloads are staged in one device buffer.
+  // Host payloads are staged in one pinned and one device buffer (grow-only;
+  // grown only here, while no exchange is in flight).
   size_t stage_bytes = 0;
   for (const auto& x : sends)
     if (x.bytes > 0 && !device_accessible(x.send_buf)) stage_bytes += aligned(static_cast<size_t>(x.bytes));
   for (const auto& x : recvs)
     if (x.bytes > 0 && !device_accessible(x.recv_buf)) stage_bytes += aligned(static_cast<size_t>(x.bytes));
-  if (stage_bytes) m.cuda(m.stage_exchange.reserve(stage_bytes), "cudaMalloc");
+  if (stage_bytes) {
+    m.cuda(m.exchange_dev.reserve(stage_bytes, m.s_weights), "cudaMallocAsync");
+    m.cuda(m.exchange_host.reserve(stage_bytes, nullptr), "cudaMallocHost");
+  }
   size_t at = 0;
   std::vector<const char*> sptr;
   std::vector<char*> rptr;
   m.copy_back.clear();
   for (const auto& x : sends) {
     const size_t b = static_cast<size_t>(std::max<int64_t>(x.bytes, 0));
-    const bool staged = b > 0 && !device_accessible(x.send_buf);
-    sptr.push_back(m.device_ptr(x.send_buf, b, m.stage_exchange, at, true, m.s_weights));
-    if (staged) at += aligned(b);
+    if (b > 0 && !device_accessible(x.send_buf)) {
+      std::memcpy(m.exchange_host.get() + at, x.send_buf, b);
+      m.cuda(cudaMemcpyAsync(m.exchange_dev.get() + at, m.exchange_host.get() + at, b, cudaMemcpyHostToDevice,
+                             m.s_weights),
+             "cudaMemcpyAsync");
+      sptr.push_back(m.exchange_dev.get() + at);
+      at += aligned(b);
+    } else {
+      sptr.push_back(static_cast<const char*>(x.send_buf));
+    }
   }
   for (const auto& x : recvs) {
     const size_t b = static_cast<size_t>(std::max<int64_t>(x.bytes, 0));
-    const bool staged = b > 0 && !device_accessible(x.recv_buf);
-    rptr.push_back(m.device_ptr(x.recv_buf, b, m.stage_exchange, at, false, m.s_weights));
-    if (staged) {
+    if (b > 0 && !device_accessible(x.recv_buf)) {
       m.copy_back.push_back({x.recv_buf, at, b});
+      rptr.push_back(m.exchange_dev.get() + at);
       at += aligned(b);
+    } else {
+      rptr.push_back(static_cast<char*>(x.recv_buf));
     }
   }
   m.group([&](auto note) {
@@ -428,18 +557,24 @@ void NcclCommunicator::begin_exchange(std::span<const P2PMessage> sends_in, std:
         note(ncclSend(sptr[i], static_cast<size_t>(sends[i].bytes), ncclInt8, sends[i].peer, m.weights, m.s_weights),
              "ncclSend (weights)");
   });
+  // Staged receives come back to pinned memory behind the transfers on the same
+  // stream (asynchronous, never blocking the host); wait_exchange copies them
+  // to the caller's memory after its wait.
+  for (const auto& c : m.copy_back)
+    m.cuda(cudaMemcpyAsync(m.exchange_host.get() + c.offset, m.exchange_dev.get() + c.offset, c.bytes,
+                           cudaMemcpyDeviceToHost, m.s_weights),
+           "cudaMemcpyAsync");
   m.in_flight = true;
 }
 
 void NcclCommunicator::wait_exchange() {
   Impl& m = *impl_;
   if (!m.in_flight) return;
-  for (const auto& c : m.copy_back)
-    m.cuda(cudaMemcpyAsync(c.host, m.stage_exchange.get() + c.offset, c.bytes, cudaMemcpyDeviceToHost, m.s_weights),
-           "cudaMemcpyAsync");
   m.wait(m.s_weights, m.weights, "weight transfers");
+  for (const auto& c : m.copy_back) std::memcpy(c.host, m.exchange_host.get() + c.offset, c.bytes);
   m.copy_back.clear();
   m.in_flight = false;
+  m.flush_retired();
 }
 
 void NcclCommunicator::gatherv(std::span<const double> send, std::vector<double>& recv_on_root) {

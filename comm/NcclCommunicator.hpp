@@ -9,6 +9,20 @@
 // a stalled operation throws CommError naming the call, rank, host and GPU,
 // which the launcher turns into one line and an abort of the job.
 //
+// Never hangs behind a dead peer (StreamWait.hpp): host payloads move only
+// through pinned buffers (asynchronous copies that cannot block the host) and
+// reach the caller's memory after the stream's wait, so the timeout
+// (MOE_COMM_TIMEOUT_S) and NCCL's asynchronous errors are always polled; after
+// any failure, or with an exchange still in flight, the communicators are
+// ended with ncclCommAbort, never a synchronise + ncclCommDestroy.
+//
+// Two communicators in flight at once (weights, then tokens): NCCL allows it
+// when every rank issues their operations in the same order (the runtime does:
+// begin_exchange, then the token all-to-all, then wait_exchange) and nothing
+// synchronises the device meanwhile. This class does not: staging buffers are
+// grow-only and stream-ordered (cudaMallocAsync/cudaFreeAsync), pinned blocks
+// outgrown during an exchange are freed after it, and copies are asynchronous.
+//
 // Bootstrap: rank 0 creates the NCCL unique ids and broadcasts them over MPI.
 // Only built on CUDA configurations (MOE_HAVE_NCCL).
 
@@ -23,8 +37,9 @@ namespace moe {
 class NcclCommunicator final : public Communicator {
  public:
   /// Collective over `comm`. This rank's GPU: `device` when >= 0; else, on a
-  /// Kokkos-CUDA build, the device Kokkos selected (the current one); else its
-  /// node-local rank (MPI_Comm_split_type shared) modulo the visible devices.
+  /// Kokkos-CUDA build, the device Kokkos selected (the current one); else the
+  /// one chosen before MPI_Init (DeviceSelect.hpp); else its node-local rank
+  /// (MPI_Comm_split_type shared) modulo the visible devices.
   /// Two ranks on one GPU are refused with a message pointing to --comm mpi.
   explicit NcclCommunicator(MPI_Comm comm = MPI_COMM_WORLD, int device = -1);
   ~NcclCommunicator() override;

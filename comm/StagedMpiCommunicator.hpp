@@ -2,19 +2,35 @@
 // `--comm mpi` on GPUs: a decorator over the MPI communicator that stages
 // device buffers through pinned host memory, so that no CUDA-aware MPI is
 // needed and several ranks can share one GPU (which NCCL refuses). Host
-// buffers pass straight through. Device memory is recognised with
-// cudaPointerGetAttributes. Only built on CUDA configurations.
+// buffers pass straight through.
+//
+// Ordering (checked against a fake DeviceLayer in tests/comm, no GPU needed):
+//   - device payloads are copied to pinned host memory on the layer's own
+//     stream, and the stream is waited for, before the MPI call that reads them;
+//   - received payloads are copied back to the device only after the MPI call
+//     (or wait_exchange) has completed them, and the call returns once they are
+//     on the device;
+//   - the layer's stream is non-blocking: its copies do not order against the
+//     caller's streams, so the caller completes (fences its execution-space
+//     instance) whatever wrote a send buffer before handing it over, as it
+//     must for MPI anyway;
+//   - staging buffers are pinned, grow-only and reused across calls; the
+//     exchange's buffer never moves while an exchange is in flight.
+// The decorator holds no NCCL communicator: with `--comm mpi` the only
+// communication in flight is MPI's, so two NCCL communicators can never be in
+// flight at once on this path.
 
 #include <memory>
 #include <vector>
 
 #include "comm/Communicator.hpp"
+#include "comm/DeviceLayer.hpp"
 
 namespace moe {
 
 class StagedMpiCommunicator final : public Communicator {
  public:
-  explicit StagedMpiCommunicator(std::unique_ptr<Communicator> inner);
+  StagedMpiCommunicator(std::unique_ptr<Communicator> inner, std::unique_ptr<DeviceLayer> device);
   ~StagedMpiCommunicator() override;
   StagedMpiCommunicator(const StagedMpiCommunicator&) = delete;
   StagedMpiCommunicator& operator=(const StagedMpiCommunicator&) = delete;
@@ -37,25 +53,30 @@ class StagedMpiCommunicator final : public Communicator {
   int64_t allreduce_sum(int64_t v) override { return inner_->allreduce_sum(v); }
   void barrier() override { inner_->barrier(); }
 
+  /// Pinned bytes held for staging (grow-only; for tests and reports).
+  size_t pinned_bytes() const;
+
  private:
-  // Pinned host memory that grows on demand.
+  // Pinned host memory that grows on demand and is reused across calls.
   class HostBuffer {
    public:
-    HostBuffer() = default;
+    explicit HostBuffer(DeviceLayer& d) : dev_(&d) {}
     ~HostBuffer();
     HostBuffer(const HostBuffer&) = delete;
     HostBuffer& operator=(const HostBuffer&) = delete;
-    char* reserve(size_t bytes, const StagedMpiCommunicator& owner);
+    char* reserve(size_t bytes);
+    size_t capacity() const { return capacity_; }
 
    private:
+    DeviceLayer* dev_;
     void* ptr_ = nullptr;
     size_t capacity_ = 0;
   };
-  void check(int cuda_error, const char* call) const;
 
   std::unique_ptr<Communicator> inner_;
-  HostBuffer send_stage_, recv_stage_, gates_send_, gates_recv_;
-  HostBuffer exchange_stage_;  // staged messages of the exchange in flight
+  std::unique_ptr<DeviceLayer> dev_;
+  HostBuffer send_stage_{*dev_}, recv_stage_{*dev_}, gates_send_{*dev_}, gates_recv_{*dev_};
+  HostBuffer exchange_stage_{*dev_};  // staged messages of the exchange in flight
   struct CopyBack {
     void* device;
     const char* host;

@@ -106,7 +106,7 @@ void add_row_bias(const UnmanagedMatrix& y, const float* bias) {
   const int64_t D = static_cast<int64_t>(y.extent(1));
   if (n == 0 || bias == nullptr) return;
   Kokkos::parallel_for(
-      "moe::add_row_bias", Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>({0, 0}, {n, D}),
+      "moe::add_row_bias", RowMajorPolicy2D({0, 0}, {n, D}),
       KOKKOS_LAMBDA(const int64_t i, const int64_t j) { y(i, j) += bias[j]; });
 }
 

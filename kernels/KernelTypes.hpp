@@ -11,6 +11,14 @@ namespace moe {
 using ExecSpace = Kokkos::DefaultExecutionSpace;
 using MemSpace = ExecSpace::memory_space;
 
+/// 2-D iteration over a row-major (LayoutRight) matrix: the column index j is
+/// the fastest on every backend (Iterate::Right for the tiles and inside them),
+/// so on CUDA neighbouring threads read neighbouring floats (coalesced) and on
+/// the host the inner loop walks contiguous memory. The default, Rank<2>, is
+/// Iterate::Left on CUDA: uncoalesced over row-major views.
+using RowMajorPolicy2D =
+    Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2, Kokkos::Iterate::Right, Kokkos::Iterate::Right>>;
+
 /// Row-major matrices: rows are token-slots (or weight rows), contiguous, which
 /// is what the BLAS-backed GEMM needs (a LayoutStride view would not reach it).
 using Matrix = Kokkos::View<float**, Kokkos::LayoutRight, MemSpace>;

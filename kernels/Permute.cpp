@@ -7,7 +7,7 @@ void gather_rows(const ConstUnmanagedMatrix& src, const ConstIndexVector& index,
   const int64_t D = static_cast<int64_t>(dst.extent(1));
   if (n == 0) return;
   Kokkos::parallel_for(
-      "moe::gather_rows", Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>({0, 0}, {n, D}),
+      "moe::gather_rows", RowMajorPolicy2D({0, 0}, {n, D}),
       KOKKOS_LAMBDA(const int64_t i, const int64_t j) { dst(i, j) = src(index(i), j); });
 }
 
@@ -16,7 +16,7 @@ void scatter_rows(const ConstUnmanagedMatrix& src, const ConstIndexVector& index
   const int64_t D = static_cast<int64_t>(src.extent(1));
   if (n == 0) return;
   Kokkos::parallel_for(
-      "moe::scatter_rows", Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>({0, 0}, {n, D}),
+      "moe::scatter_rows", RowMajorPolicy2D({0, 0}, {n, D}),
       KOKKOS_LAMBDA(const int64_t i, const int64_t j) { dst(index(i), j) = src(i, j); });
 }
 
@@ -27,7 +27,7 @@ void combine_slots(const ConstUnmanagedMatrix& y, const ConstIndexVector& slot_r
   if (B == 0) return;
   const int64_t K = top_k;
   Kokkos::parallel_for(
-      "moe::combine_slots", Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>({0, 0}, {B, D}),
+      "moe::combine_slots", RowMajorPolicy2D({0, 0}, {B, D}),
       KOKKOS_LAMBDA(const int64_t t, const int64_t j) {
         float acc = 0.0f;
         for (int64_t k = 0; k < K; ++k) {

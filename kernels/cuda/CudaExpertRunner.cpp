@@ -47,6 +47,16 @@ struct ExpertRunner::Impl {
   cudaStream_t stream = nullptr;
   std::unique_ptr<Blas> blas;
   DeviceBuffer x, y, gu, act, weights, biases;
+  DeviceBuffer scratch;  // fp32 staging of uploads and downloads: grow-only, reused
+  void* scratch_for(int64_t n) {
+    const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(float);
+    if (bytes > scratch.bytes()) {
+      MOE_CUDA_CHECK(cudaStreamSynchronize(stream));  // the old one may still be read on the stream
+      scratch = DeviceBuffer();
+      scratch = DeviceBuffer(bytes);
+    }
+    return scratch.get();
+  }
   int64_t max_rows = 0, max_block = 0;
   int sets = 0;
   std::vector<cudaEvent_t> events;
@@ -76,9 +86,10 @@ struct ExpertRunner::Impl {
   // Copies fp32 host values to device memory of the runner's dtype.
   void upload(const float* host, void* dst, int64_t n) {
     if (n <= 0) return;
-    DeviceBuffer tmp(static_cast<std::size_t>(n) * sizeof(float));
-    MOE_CUDA_CHECK(cudaMemcpyAsync(tmp.get(), host, tmp.bytes(), cudaMemcpyHostToDevice, stream));
-    convert(tmp.get(), DType::F32, dst, dtype, n, stream);
+    void* tmp = scratch_for(n);
+    MOE_CUDA_CHECK(
+        cudaMemcpyAsync(tmp, host, static_cast<std::size_t>(n) * sizeof(float), cudaMemcpyHostToDevice, stream));
+    convert(tmp, DType::F32, dst, dtype, n, stream);
     MOE_CUDA_CHECK(cudaStreamSynchronize(stream));
   }
 };
@@ -208,11 +219,16 @@ void ExpertRunner::set_weights(int s, const float* w_gu, const float* w_d, const
   m.upload(w_gu, m.w_gu(s), m.gu_elems());
   m.upload(w_d, m.w_d(s), m.shape.ffn * m.shape.hidden);
   if (m.shape.act.gpt_oss) {
+    // On the runner's stream (non-blocking: a synchronous cudaMemcpy on the
+    // legacy stream would not be ordered against it), then waited for, so the
+    // caller may free the host arrays on return.
     float* b = static_cast<float*>(m.biases.get()) + s * m.bias_floats();
-    MOE_CUDA_CHECK(cudaMemcpy(b, b_gu, static_cast<std::size_t>(2 * m.shape.ffn) * sizeof(float),
-                              cudaMemcpyHostToDevice));
-    MOE_CUDA_CHECK(cudaMemcpy(b + 2 * m.shape.ffn, b_d, static_cast<std::size_t>(m.shape.hidden) * sizeof(float),
-                              cudaMemcpyHostToDevice));
+    MOE_CUDA_CHECK(cudaMemcpyAsync(b, b_gu, static_cast<std::size_t>(2 * m.shape.ffn) * sizeof(float),
+                                   cudaMemcpyHostToDevice, m.stream));
+    MOE_CUDA_CHECK(cudaMemcpyAsync(b + 2 * m.shape.ffn, b_d,
+                                   static_cast<std::size_t>(m.shape.hidden) * sizeof(float), cudaMemcpyHostToDevice,
+                                   m.stream));
+    MOE_CUDA_CHECK(cudaStreamSynchronize(m.stream));
   }
 }
 
@@ -227,9 +243,10 @@ void ExpertRunner::get_outputs(float* y, int64_t rows) {
   if (rows > m.max_rows) throw CudaError("ExpertRunner::get_outputs: more rows than reserved");
   const int64_t n = rows * m.shape.hidden;
   if (n <= 0) return;
-  DeviceBuffer tmp(static_cast<std::size_t>(n) * sizeof(float));
-  convert(m.y.get(), m.dtype, tmp.get(), DType::F32, n, m.stream);
-  MOE_CUDA_CHECK(cudaMemcpyAsync(y, tmp.get(), tmp.bytes(), cudaMemcpyDeviceToHost, m.stream));
+  void* tmp = m.scratch_for(n);
+  convert(m.y.get(), m.dtype, tmp, DType::F32, n, m.stream);
+  MOE_CUDA_CHECK(
+      cudaMemcpyAsync(y, tmp, static_cast<std::size_t>(n) * sizeof(float), cudaMemcpyDeviceToHost, m.stream));
   MOE_CUDA_CHECK(cudaStreamSynchronize(m.stream));
 }
 

@@ -33,6 +33,14 @@ int device_count() {
   return n;
 }
 
+bool set_device(int device) {
+  if (cudaSetDevice(device) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return true;
+}
+
 int current_device() {
   int d = 0;
   MOE_CUDA_CHECK(cudaGetDevice(&d));

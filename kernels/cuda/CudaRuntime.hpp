@@ -39,6 +39,9 @@ void device_memory(std::size_t& free_bytes, std::size_t& total_bytes);
 bool is_device_pointer(const void* p);
 /// Whether a kernel or NCCL can use `p` directly: device or managed memory.
 bool is_device_accessible(const void* p);
+/// Makes `device` current (and, since CUDA 12, creates its primary context);
+/// false (never an exception) when that fails.
+bool set_device(int device);
 /// Current device (checked).
 int current_device();
 

@@ -16,11 +16,11 @@ void init_router_weights(const Matrix& w, const ModelShape& shape, int layer, ui
   const float scale = weight_scales(shape).router;
   const uint64_t L = static_cast<uint64_t>(layer);
   Kokkos::parallel_for(
-      "moe::router_init", Kokkos::MDRangePolicy<ExecSpace, Kokkos::Rank<2>>({0, 0}, {int64_t{shape.hidden}, N}),
+      "moe::router_init", RowMajorPolicy2D({0, 0}, {int64_t{shape.hidden}, N}),
       KOKKOS_LAMBDA(const int64_t d, const int64_t e) {
         w(d, e) = synthetic_value(seed, Stream::RouterWeights, L, 0, static_cast<uint64_t>(d * N + e), scale);
       });
-  Kokkos::fence();
+  ExecSpace().fence();
 }
 }  // namespace detail
 
@@ -50,7 +50,7 @@ Routing Router::route(const Matrix& x, const RoutingKey& key) const {
     for (size_t i = 0; i < r.expert_ids.size(); ++i) r.expert_ids[i] = ids_host(i);
   }
   chosen_softmax(logits.view(), r.expert_ids_dev, K, r.gates);
-  Kokkos::fence();
+  ExecSpace().fence();
   return r;
 }
 
