@@ -545,8 +545,8 @@ def case_docs(a):
             if not os.path.lexists(link):
                 os.symlink(os.path.join(ROOT, d), link)
         blocks, tags, text = sh_blocks(os.path.join(ROOT, "docs", doc))
-        check(all(t in ("sh", "text", "python") for t in tags),
-              f"docs/{doc}: a fenced block without a language tag (sh = run by this test, text, python): {tags}")
+        check(all(t in ("sh", "text", "python", "cpp") for t in tags),
+              f"docs/{doc}: a fenced block without a language tag (sh = run by this test, text, python, cpp): {tags}")
         check(blocks, f"docs/{doc}: no ```sh block")
         # Files the docs ask the reader to save (a ```python block after "<!-- save as NAME -->").
         for name, body in re.findall(r"<!-- save as (\S+) -->\n```python\n(.*?)^```", text, flags=re.S | re.M):
