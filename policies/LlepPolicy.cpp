@@ -154,7 +154,8 @@ class LlepPolicy final : public PlacementPolicy {
     // m_alpha = max(1, floor(alpha * floor(total / P))). No key ever exceeds
     // the total, so a capacity beyond it behaves as the total does (and a huge
     // alpha never overflows the cast).
-    const double raw_capacity = std::floor(params_.alpha * static_cast<double>(total / P));
+    const int64_t per_rank = total / P;  // floor(total / P), as Alg. 2 writes it
+    const double raw_capacity = std::floor(params_.alpha * static_cast<double>(per_rank));
     const int64_t m_alpha =
         std::max<int64_t>(1, raw_capacity >= static_cast<double>(total) ? total : static_cast<int64_t>(raw_capacity));
     const int64_t m = params_.min_chunk;
