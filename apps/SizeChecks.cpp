@@ -51,7 +51,7 @@ MemoryLimit machine_limit() {
 
 }  // namespace
 
-void check_run_sizes(const RunConfig& c, int P, const MemoryLimit& limit) {
+void check_run_sizes(const RunConfig& c, int P, const MemoryLimit& limit, const MemoryLimit& machine) {
   const ModelShape& s = c.shape;
   const std::string tf = tokens_flag(c);
   // The job's tokens and slots.
@@ -75,22 +75,21 @@ void check_run_sizes(const RunConfig& c, int P, const MemoryLimit& limit) {
     ref.add_product({total_slots, s.hidden}).add_product({5, total.value(), s.hidden}).add_product({3, total_slots});
     check_bytes = product_or_throw({ref.value(), 8}, tf + ", --top-k, --hidden, --check", "reference size");
   }
-  if (limit.bytes <= 0) return;
   // The least any plan needs on the busiest rank (and on rank 0 with --check).
   const auto need_busiest = min_rank_bytes(s, P, max_tokens, c.layers);
   const auto need_0 = min_rank_bytes(s, P, c.tokens_on(0), c.layers);
   if (!need_busiest || !need_0)
     throw InputError(all_flags + ": the buffers they size do not fit in 64 bits (overflow); use smaller values");
   const std::string need_flags = tf + ", --hidden, --ffn, --experts, --layers";
-  if (*need_busiest > limit.bytes)
+  if (limit.bytes > 0 && *need_busiest > limit.bytes)
     too_big(need_flags, "rank " + std::to_string(busiest) + " (weights of " + std::to_string(c.layers) +
                             " layer(s), tokens, output and router logits)",
             *need_busiest, limit);
-  if (c.check) {
+  if (c.check && machine.bytes > 0) {
     const auto need = checked_add(*need_0, check_bytes);
-    if (!need || *need > limit.bytes)
+    if (!need || *need > machine.bytes)
       too_big(need_flags + ", --check", "rank 0 with --check's double-precision reference of all ranks' tokens",
-              need.value_or(INT64_MAX), limit);
+              need.value_or(INT64_MAX), machine);
   }
 }
 

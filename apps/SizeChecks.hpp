@@ -36,8 +36,10 @@ struct MemoryLimit {
 /// of any plan on any rank (no overflow), and the least any plan needs on the
 /// busiest rank against `limit` (plus --check's reference on rank 0). Throws
 /// InputError naming the flags; every rank reaches the same verdict when they
-/// are given the same `limit`.
-void check_run_sizes(const RunConfig& cfg, int num_ranks, const MemoryLimit& limit);
+/// are given the same limits. `limit` bounds the runtime's buffers
+/// (--mem-budget, or `machine`); `machine` bounds rank 0's buffers plus
+/// --check's reference (which --mem-budget does not count).
+void check_run_sizes(const RunConfig& cfg, int num_ranks, const MemoryLimit& limit, const MemoryLimit& machine);
 
 /// trace: tokens x ranks, tokens x K and the per-step id buffer against memory.
 void check_trace_sizes(const ModelShape& shape, const std::vector<int64_t>& tokens_per_rank, int steps, int layers);

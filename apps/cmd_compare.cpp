@@ -102,7 +102,7 @@ RunConfig to_run_config(const CompareOptions& o, int num_ranks) {
   if (auto why = validate_run_config(c, num_ranks); !why.empty()) throw InputError(why);
   // Sizes before anything is allocated: overflow first (the same on every
   // rank), the memory limit in check_sizes_collectively.
-  check_run_sizes(c, num_ranks, MemoryLimit{});
+  check_run_sizes(c, num_ranks, MemoryLimit{}, MemoryLimit{});
   return c;
 }
 
@@ -121,15 +121,17 @@ int ranks_on_this_node() {
 
 // --mem-budget, or the machine's memory shared by its ranks: the same value
 // on every rank (the smallest share of any node), so all reach one verdict.
-MemoryLimit run_memory_limit(const RunConfig& c, Communicator& comm) {
+MemoryLimit budget_limit(const RunConfig& c) {
   MemoryLimit l;
-  if (c.mem_budget_mib > 0.0) {
-    l.bytes = static_cast<int64_t>(c.mem_budget_mib * 1048576.0);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "--mem-budget %g MiB", c.mem_budget_mib);
-    l.text = buf;
-    return l;
-  }
+  l.bytes = static_cast<int64_t>(c.mem_budget_mib * 1048576.0);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "--mem-budget %g MiB", c.mem_budget_mib);
+  l.text = buf;
+  return l;
+}
+
+MemoryLimit machine_memory_limit(Communicator& comm) {
+  MemoryLimit l;
   const int local = ranks_on_this_node();
   const double share = static_cast<double>(physical_memory_bytes()) / local;
   const double min_share = -comm.allreduce_max(-share);
@@ -164,7 +166,8 @@ int run_compare(const CompareOptions& o) {
     throw InputError(e.what());
   }
   const RunConfig cfg = to_run_config(o, comm->size());
-  check_run_sizes(cfg, comm->size(), run_memory_limit(cfg, *comm));
+  const MemoryLimit machine = machine_memory_limit(*comm);
+  check_run_sizes(cfg, comm->size(), cfg.mem_budget_mib > 0.0 ? budget_limit(cfg) : machine, machine);
   check_outputs(o, cfg, *comm);
   if (cfg.scenario.kind == ScenarioSpec::Kind::Trace) {  // the whole trace, on every rank, before any step
     int64_t total_tokens = 0;

@@ -191,11 +191,11 @@ void TimelineWriter::Impl::reserve_ahead() {
   if (fd < 0 || !reserve_supported) return;
   struct stat st {};
   if (fstat(fd, &st) != 0) return;
+  // Blocks already allocated in the range cost nothing: only the new tail is taken.
   const int64_t size = static_cast<int64_t>(st.st_size);
-  if (size + margin <= reserved_end) return;
-  const int rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, size, 2 * margin);
+  const int rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, size, margin);
   if (rc == 0) {
-    reserved_end = size + 2 * margin;
+    reserved_end = size + margin;
     return;
   }
   if (errno == EOPNOTSUPP || errno == ENOSYS) {
