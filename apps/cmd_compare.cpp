@@ -201,7 +201,8 @@ int run_compare(const CompareOptions& o) {
       }
     }
   }
-  if (comm->allreduce_sum(error.empty() ? 0 : 1) > 0) throw OutputError(error.empty() ? "--json: write failed" : error);
+  if (comm->allreduce_sum(error.empty() ? 0 : 1) > 0)
+    throw OutputError(error.empty() ? "--json: write failed on rank 0" : error, /*collective*/ true);
   return 0;
 }
 }  // namespace
