@@ -170,6 +170,14 @@ struct TimelineWriter::Impl {
   std::string failed;             // the first write error; the file is no longer written
 
   ~Impl() {
+    // Closing a file whose writes failed may fail again: one line was
+    // already reported, so no HDF5 error stack on stderr.
+    h5::QuietErrors quiet;
+    timeline.reset();
+    expert_load.reset();
+    row_type.reset();
+    load_type.reset();
+    policy_enum.reset();
     file.reset();
     if (!temp.empty()) std::remove(temp.c_str());
   }

@@ -105,6 +105,8 @@ TraceReader::TraceReader(const std::string& path, const ModelShape& shape) : imp
   std::error_code ec;
   if (!fs::exists(path, ec)) m.fail("no such file");
   if (fs::is_directory(path, ec)) m.fail("is a directory, not an HDF5 trace file");
+  // A FIFO or a device would block or never end when HDF5 reads it.
+  if (!fs::is_regular_file(path, ec)) m.fail("is not a regular file (a FIFO, socket or device), not an HDF5 trace file");
 
   h5::QuietErrors quiet;
   const htri_t is_h5 = H5Fis_hdf5(path.c_str());

@@ -263,6 +263,8 @@ def case_disk_full(a):
         check(any("--timeline" in l and t5 in l and "No space left" in l for l in lines),
               "the line does not name --timeline, the path and the full disk")
         check("# policy" not in p.stdout, "results were printed for a run that did not finish")
+        for bad in ("HDF5-DIAG", "Segmentation", "terminate called"):
+            check(bad not in p.stderr, f"stderr shows '{bad}'")
         d = run([a.h5dump, t5])
         check(d.returncode == 0 and "HDF5-DIAG" not in d.stderr, "h5dump cannot read the file after the full disk")
         with h5py.File(t5, "r") as f:
