@@ -164,7 +164,6 @@ struct TimelineWriter::Impl {
   // the run before HDF5 writes anything half.
   std::string temp;               // the temporary name until published, then ""
   int fd = -1;                    // HDF5's own descriptor (sec2), for fallocate
-  int64_t reserved_end = 0;       // bytes of the file reserved on the disk
   bool reserve_supported = true;  // false where the file system has no fallocate
   int64_t margin = 0;             // bytes kept reserved past the end of the file
   std::string failed;             // the first write error; the file is no longer written
@@ -202,10 +201,7 @@ void TimelineWriter::Impl::reserve_ahead() {
   // Blocks already allocated in the range cost nothing: only the new tail is taken.
   const int64_t size = static_cast<int64_t>(st.st_size);
   const int rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, size, margin);
-  if (rc == 0) {
-    reserved_end = size + margin;
-    return;
-  }
+  if (rc == 0) return;
   if (errno == EOPNOTSUPP || errno == ENOSYS) {
     reserve_supported = false;
     return;
@@ -269,10 +265,13 @@ TimelineWriter::TimelineWriter(const std::string& path, const TimelineHeader& h)
     void* handle = nullptr;
     if (H5Fget_vfd_handle(m.file, H5P_DEFAULT, &handle) >= 0 && handle) m.fd = *static_cast<int*>(handle);
   }
-  const int64_t row_bytes = static_cast<int64_t>(sizeof(TimelineRow)), load_bytes = static_cast<int64_t>(sizeof(ExpertLoadRow));
-  m.margin = (int64_t{1} << 20) + 2 * (static_cast<int64_t>(kTimelineChunk) * row_bytes +
-                                       static_cast<int64_t>(kLoadChunk) * load_bytes) +
-             4 * (int64_t{h.num_ranks} * row_bytes);
+  // What one append can add to the file, generously: a rewritten chunk of
+  // each dataset, the rows themselves and HDF5's metadata (bounds of the row
+  // sizes, so that the row types can grow without touching this).
+  constexpr int64_t kRowBytesBound = 256, kLoadRowBytesBound = 32;
+  m.margin = (int64_t{1} << 20) + 2 * (static_cast<int64_t>(kTimelineChunk) * kRowBytesBound +
+                                       static_cast<int64_t>(kLoadChunk) * kLoadRowBytesBound) +
+             4 * int64_t{h.num_ranks} * kRowBytesBound;
   m.reserve_ahead();
 
   m.policy_enum = make_policy_enum(h.policies);
