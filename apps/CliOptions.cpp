@@ -1,6 +1,9 @@
 #include "apps/CliOptions.hpp"
 
+#include <cerrno>
 #include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <sstream>
 
 #include "runtime/common/Errors.hpp"
@@ -25,6 +28,54 @@ CLI::Validator at_least(int64_t lo) {
         return {};
       },
       ">=" + std::to_string(lo));
+}
+
+CLI::Validator unsigned_integer() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        uint64_t x = 0;
+        const auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+        if (v.empty() || ec == std::errc::result_out_of_range)
+          return "must be an integer in [0, 18446744073709551615] (got '" + v + "')";
+        if (ec != std::errc() || ptr != v.data() + v.size())
+          return "must be a non-negative integer (got '" + v + "')";
+        return {};
+      },
+      "UINT64");
+}
+
+CLI::Validator mib_budget() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        const double x = v.empty() ? NAN : std::strtod(v.c_str(), &end);
+        if (v.empty() || end != v.c_str() + v.size() || !std::isfinite(x))
+          return "must be a finite number of MiB (got '" + v + "')";
+        // Bytes must fit in int64 and be at least one.
+        if (!(x > 0.0)) return "must be > 0 MiB (got " + v + "); leave it out for no budget";
+        if (x * 1048576.0 < 1.0 || x * 1048576.0 >= 9.2e18)
+          return "must be between 1 byte and 8 EiB, in MiB (got " + v + ")";
+        return {};
+      },
+      "MiB>0");
+}
+
+std::vector<std::string> parse_policy_list(const std::string& text, const std::string& flag) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (item.empty())
+      throw InputError(flag + ": empty policy name in '" + text + "' (expected a comma-separated list like ep,llep)");
+    for (const auto& seen : out)
+      if (seen == item) throw InputError(flag + ": policy '" + item + "' is listed twice in '" + text + "'");
+    out.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
 }
 
 ModelShape ModelOptions::resolve() const {
@@ -97,8 +148,9 @@ void add_scenario_options(CLI::App* cmd, std::string& scenario, uint64_t& seed) 
                   "experts, e.g. 95:1) | zipf:S (e.g. zipf:1.2) | trace:FILE.h5 (docs/scenarios.md)")
       ->capture_default_str()
       ->group("Routing");
-  cmd->add_option("--seed", seed, "Seed of weights, tokens and routing; same seed, same run")
+  cmd->add_option("--seed", seed, "Seed of weights, tokens and routing, 0..2^64-1; same seed, same run")
       ->capture_default_str()
+      ->check(unsigned_integer())
       ->group("Routing");
 }
 
@@ -111,17 +163,22 @@ ScenarioSpec parse_scenario_flag(const std::string& text) {
 }
 
 std::vector<int64_t> parse_int_list(const std::string& text, const std::string& flag) {
+  if (text.empty()) throw InputError(flag + ": empty list (expected a comma-separated list like 1,2,3)");
   std::vector<int64_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     int64_t v = 0;
     const auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (ec == std::errc::result_out_of_range)
+      throw InputError(flag + ": '" + item + "' is out of range (at most 9223372036854775807)");
     if (item.empty() || ec != std::errc() || ptr != item.data() + item.size())
       throw InputError(flag + ": '" + item + "' is not an integer (expected a comma-separated list like 1,2,3)");
     out.push_back(v);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
   }
-  if (out.empty()) throw InputError(flag + ": empty list (expected a comma-separated list like 1,2,3)");
   return out;
 }
 

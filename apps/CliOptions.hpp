@@ -41,6 +41,14 @@ std::vector<std::string> split_list(const std::string& text);
 
 /// Integer flag validator: ">= lo", with a one-line message.
 CLI::Validator at_least(int64_t lo);
+/// Unsigned 64-bit integer, strictly: no sign, no wrap-around, no trailing text.
+CLI::Validator unsigned_integer();
+/// --mem-budget: a finite number of MiB > 0 whose bytes fit in int64.
+CLI::Validator mib_budget();
+
+/// Splits a comma-separated list of policy names; throws moe::InputError
+/// naming `flag` on an empty name or a name listed twice.
+std::vector<std::string> parse_policy_list(const std::string& text, const std::string& flag);
 
 /// One-line failure message for CLI11 parse errors.
 std::string one_line_failure(const CLI::App* app, const CLI::Error& e);

@@ -9,9 +9,11 @@
 #include <string>
 
 #include "apps/Commands.hpp"
+#include "apps/SizeChecks.hpp"
 #include "comm/Communicator.hpp"
 #include "comm/DeviceSelect.hpp"
 #include "runtime/common/Errors.hpp"
+#include "runtime/common/OutputFiles.hpp"
 
 namespace moe::app {
 
@@ -57,9 +59,16 @@ int run_with_mpi(int argc, char** argv, const std::function<int()>& body) {
       if (!e.collective()) abort_job(rank, e.what(), kExitBadInput);
       if (rank == 0) std::fprintf(stderr, "moe-ep: %s\n", e.what());
       code = kExitBadInput;
+    } catch (const moe::OutputError& e) {
+      // A write error on an output (--json, --timeline): one line, exit 1.
+      if (!e.collective()) abort_job(rank, e.what(), 1);
+      if (rank == 0) std::fprintf(stderr, "moe-ep: %s\n", e.what());
+      code = 1;
     } catch (const moe::CommError& e) {
       abort_job(rank, e.what(), 3);
     } catch (const std::exception& e) {
+      if (is_allocation_failure(e))
+        abort_job(rank, allocation_failure(e, "--tokens, --top-k, --hidden, --ffn, --experts, --layers"), kExitBadInput);
       abort_job(rank, e.what(), 1);
     }
   }
@@ -73,7 +82,14 @@ int run_without_mpi(const std::function<int()>& body) {
   } catch (const moe::InputError& e) {
     std::fprintf(stderr, "moe-ep: %s\n", e.what());
     return kExitBadInput;
+  } catch (const moe::OutputError& e) {
+    std::fprintf(stderr, "moe-ep: %s\n", e.what());
+    return 1;
   } catch (const std::exception& e) {
+    if (is_allocation_failure(e)) {
+      std::fprintf(stderr, "moe-ep: %s\n", allocation_failure(e, "--tokens, --top-k, --hidden, --ffn, --experts").c_str());
+      return kExitBadInput;
+    }
     std::fprintf(stderr, "moe-ep: error: %s\n", e.what());
     return 1;
   }

@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <stdexcept>
 
 #include "runtime/common/Errors.hpp"
@@ -18,7 +17,24 @@ template <class T>
 nlohmann::json optional_json(const std::optional<T>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
 }
+bool non_finite(const std::optional<double>& v) { return v && !std::isfinite(*v); }
 }  // namespace
+
+nlohmann::json error_json(const std::optional<double>& err, int executed_steps) {
+  if (!err || executed_steps == 0) return nullptr;
+  if (std::isnan(*err)) return "nan";
+  if (std::isinf(*err)) return "inf";
+  return *err;
+}
+
+std::string fastest_trusted(const ComparisonResult& res) {
+  const PolicyResult* best = nullptr;
+  for (const auto& p : res.policies)
+    if (p.exact && p.status == "ok" && !non_finite(p.max_rel_err) && !non_finite(p.max_rel_err_full) &&
+        (!best || p.makespan_s < best->makespan_s))
+      best = &p;
+  return best ? best->name : std::string();
+}
 
 void print_table(const RunConfig& cfg, const ComparisonResult& res, std::FILE* out) {
   const ModelShape& s = cfg.shape;
@@ -35,7 +51,8 @@ void print_table(const RunConfig& cfg, const ComparisonResult& res, std::FILE* o
     int64_t peak = 0;
     for (int64_t b : p.rank_peak_bytes) peak = std::max(peak, b);
     char err[32] = "-";
-    if (p.max_rel_err) std::snprintf(err, sizeof err, "%.3e", p.exact ? *p.max_rel_err : *p.max_rel_err_full);
+    if (p.max_rel_err && p.executed_steps > 0)
+      std::snprintf(err, sizeof err, "%.3e", p.exact ? *p.max_rel_err : *p.max_rel_err_full);
     char speed[32] = "-";
     if (std::isfinite(p.speedup_vs_ep)) std::snprintf(speed, sizeof speed, "%.2f", p.speedup_vs_ep);
     if (p.status != "ok") {
@@ -50,7 +67,12 @@ void print_table(const RunConfig& cfg, const ComparisonResult& res, std::FILE* o
                "# makespan = sum over layer-steps of the busiest rank's busy (CPU) time; max/mean = rank slots per "
                "layer-step; speedup = ep makespan / makespan\n");
   std::fprintf(out, "# max_rel_err: exact policies vs the reference; dropping policies vs the full reference\n");
-  const std::string best = res.fastest_exact();
+  for (const auto& p : res.policies)
+    if (non_finite(p.max_rel_err) || non_finite(p.max_rel_err_full))
+      std::fprintf(out, "# verdict: %s produced NaN or infinite outputs (max_rel_err %s): its results are not valid\n",
+                   p.name.c_str(), non_finite(p.max_rel_err) ? (std::isnan(*p.max_rel_err) ? "nan" : "inf")
+                                   : (std::isnan(*p.max_rel_err_full) ? "nan" : "inf"));
+  const std::string best = fastest_trusted(res);
   if (!best.empty()) {
     double speed = NAN;
     for (const auto& p : res.policies)
@@ -125,8 +147,8 @@ nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& res) {
         {"wall_s", p.wall_s},
         {"mean_busy_s", p.mean_busy_s()},
         {"speedup_vs_ep", number_or_null(p.speedup_vs_ep)},
-        {"max_rel_err", optional_json(p.max_rel_err)},
-        {"max_rel_err_full", optional_json(p.max_rel_err_full)},
+        {"max_rel_err", error_json(p.max_rel_err, p.executed_steps)},
+        {"max_rel_err_full", error_json(p.max_rel_err_full, p.executed_steps)},
         {"alpha_used", optional_json(p.alpha_used)},
         {"oom_steps", p.oom_steps},
         {"token_bytes_inter_node", p.token_bytes_inter_node},
@@ -139,29 +161,7 @@ nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& res) {
           {"node_of_rank", res.node_of_rank},
           {"ranks_per_node", res.ranks_per_node},
           {"policies", policies},
-          {"fastest_exact", res.fastest_exact()}};
-}
-
-std::string check_writable(const std::string& path, const std::string& flag) {
-  const std::string tmp = path + ".tmp";
-  std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-  if (!f) return flag + ": cannot write '" + tmp + "' (does the directory exist and is it writable?)";
-  f.close();
-  std::remove(tmp.c_str());
-  return {};
-}
-
-void write_file_atomically(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!f) throw InputError("cannot write '" + tmp + "' (does the directory exist and is it writable?)", false);
-    f << content;
-    f.flush();
-    if (!f) throw InputError("failed writing '" + tmp + "' (disk full?)", false);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw InputError("cannot rename '" + tmp + "' to '" + path + "'", false);
+          {"fastest_exact", fastest_trusted(res)}};
 }
 
 }  // namespace moe::app

@@ -14,12 +14,13 @@ void print_table(const RunConfig& cfg, const ComparisonResult& result, std::FILE
 /// {"config": {...}, "policies": [...]} as documented in docs/compare.md.
 nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& result);
 
-/// "" when PATH.tmp can be created (and is removed again), else a one-line
-/// reason naming `flag`; lets a run fail at once rather than after hours.
-std::string check_writable(const std::string& path, const std::string& flag);
+/// max_rel_err as JSON: null when nothing was measured (--check off, or the
+/// policy never executed a step), "nan" / "inf" when the output had NaN or
+/// infinite values, else the number.
+nlohmann::json error_json(const std::optional<double>& err, int executed_steps);
 
-/// Writes to PATH.tmp and renames it over PATH, so a reader never sees a half
-/// file and an earlier file is never lost to a failed write. Throws on error.
-void write_file_atomically(const std::string& path, const std::string& content);
+/// The fastest exact policy that ran and whose outputs are finite under
+/// --check ("" when none).
+std::string fastest_trusted(const ComparisonResult& result);
 
 }  // namespace moe::app

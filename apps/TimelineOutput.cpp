@@ -10,6 +10,7 @@
 
 #include "runtime/common/Errors.hpp"
 #include "apps/ResultReport.hpp"
+#include "apps/StopOnError.hpp"
 #include "runtime/io/TimelineWriter.hpp"
 #include "version.hpp"
 
@@ -51,7 +52,7 @@ TimelineHeader make_header(const RunConfig& cfg, int num_ranks, std::vector<std:
 
 }  // namespace
 
-TimelineOutput::TimelineOutput(const std::string& path, const RunConfig& cfg, Communicator& comm) {
+TimelineOutput::TimelineOutput(const std::string& path, const RunConfig& cfg, StopOnError& comm) : comm_(&comm) {
   std::vector<std::string> hosts = gather_hostnames(comm);
   const std::vector<int>& nodes = comm.node_of_rank();
   int per_node = 0;
@@ -83,13 +84,29 @@ StepObserver TimelineOutput::observer() {
   if (!writer_) return {};
   return [this](const std::string& policy, int step, int layer, const std::vector<StepRecord>& per_rank,
                 const LoadMatrix& loads) {
-    writer_->append(policy, step, layer, per_rank, loads);
+    if (!error_.empty()) return;  // stopped: the other ranks learn it at the next barrier
+    try {
+      writer_->append(policy, step, layer, per_rank, loads);
+    } catch (const std::runtime_error& e) {
+      error_ = std::string("--timeline: ") + e.what();
+      comm_->stop(error_);
+      return;
+    }
     if (step == kill_after_step_ && layer == last_layer_ && policy == last_policy_) std::raise(SIGKILL);
   };
 }
 
-void TimelineOutput::close() {
-  if (writer_) writer_->close();
+void TimelineOutput::close(StopOnError& comm) {
+  if (writer_ && error_.empty()) {
+    try {
+      writer_->close();
+    } catch (const std::runtime_error& e) {
+      error_ = std::string("--timeline: ") + e.what();
+      comm.stop(error_);
+    }
+  }
+  writer_.reset();  // closes the file (a failed one as it was last flushed)
+  comm.check();
 }
 
 }  // namespace moe::app

@@ -14,26 +14,33 @@ class TimelineWriter;
 
 namespace moe::app {
 
+class StopOnError;
+
 class TimelineOutput {
  public:
   /// Collective over `comm`: gathers every rank's host name, then rank 0
   /// creates `path` and writes the run's description. When rank 0 cannot
-  /// create the file, every rank throws InputError (collective) and rank 0's
-  /// one-line message names --timeline, so the job exits 2 without hanging.
-  TimelineOutput(const std::string& path, const RunConfig& cfg, Communicator& comm);
+  /// create the file (or `path` is locked by another run or a reader), every
+  /// rank throws InputError (collective) and rank 0's one-line message names
+  /// --timeline, so the job exits 2 without hanging and `path` is untouched.
+  TimelineOutput(const std::string& path, const RunConfig& cfg, StopOnError& comm);
   ~TimelineOutput();
   TimelineOutput(const TimelineOutput&) = delete;
   TimelineOutput& operator=(const TimelineOutput&) = delete;
 
   /// The observer to pass to run_comparison: on rank 0 it appends and flushes
-  /// the rows of each (step, layer, policy).
+  /// the rows of each (step, layer, policy). A write error (disk full) asks
+  /// `comm` to stop: every rank then throws OutputError at the next barrier.
   StepObserver observer();
 
-  /// Marks the file complete and closes it (rank 0; a no-op elsewhere).
-  void close();
+  /// Collective: marks the file complete and closes it (rank 0), then throws
+  /// OutputError (collective) on every rank when rank 0 failed to write.
+  void close(StopOnError& comm);
 
  private:
   std::unique_ptr<TimelineWriter> writer_;  // rank 0 only
+  StopOnError* comm_ = nullptr;
+  std::string error_;                       // rank 0's first write error
   int kill_after_step_ = -1;                // test hook, see TimelineOutput.cpp
   int last_layer_ = 0;
   std::string last_policy_;

@@ -1,10 +1,16 @@
 // `moe-ep run` (one policy) and `moe-ep compare` (several, side by side).
+#include <mpi.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
 #include "apps/CliOptions.hpp"
 #include "apps/Commands.hpp"
+#include "apps/SizeChecks.hpp"
+#include "apps/StopOnError.hpp"
 #include "runtime/common/Errors.hpp"
+#include "runtime/common/OutputFiles.hpp"
 #include "comm/CommFactory.hpp"
 #include "apps/ResultReport.hpp"
 #include "apps/TimelineOutput.hpp"
@@ -28,11 +34,13 @@ struct CompareOptions {
   std::string comm = "mpi";
   double mem_budget_mib = 0.0;
   int64_t ffn_tile_rows = 0;
+  bool single_policy = false;  // `run`: exactly one --policy
+  CLI::Option* tokens_per_rank_opt = nullptr;
 };
 
 void add_common(CLI::App* cmd, CompareOptions& o) {
   add_model_options(cmd, o.model);
-  cmd->add_option("--tokens-per-rank", o.tokens_per_rank,
+  o.tokens_per_rank_opt = cmd->add_option("--tokens-per-rank", o.tokens_per_rank,
                   "Tokens on each rank as a comma list, one per rank (overrides --tokens; e.g. 0,512,512,512)")
       ->group("Model");
   add_scenario_options(cmd, o.scenario, o.seed);
@@ -50,8 +58,8 @@ void add_common(CLI::App* cmd, CompareOptions& o) {
   cmd->add_option("--mem-budget", o.mem_budget_mib,
                   "Per-rank memory budget in MiB for the runtime's buffers (weights, activations, workspaces). "
                   "A plan that needs more on some rank is reported as OOM and not run; LLEP lowers its alpha "
-                  "to fit (docs/policies.md). 0 = no budget")
-      ->capture_default_str()
+                  "to fit (docs/policies.md). A finite number > 0; leave it out for no budget")
+      ->check(mib_budget())
       ->group("Run");
   cmd->add_option("--ffn-tile", o.ffn_tile_rows,
                   "Rows per expert-FFN tile: each expert block runs in tiles of this many rows, so the gate/up and "
@@ -82,12 +90,17 @@ void add_common(CLI::App* cmd, CompareOptions& o) {
 RunConfig to_run_config(const CompareOptions& o, int num_ranks) {
   RunConfig c;
   c.shape = o.model.resolve();
-  if (!o.tokens_per_rank.empty()) c.tokens_per_rank = parse_int_list(o.tokens_per_rank, "--tokens-per-rank");
+  if (o.tokens_per_rank_opt && o.tokens_per_rank_opt->count() > 0)
+    c.tokens_per_rank = parse_int_list(o.tokens_per_rank, "--tokens-per-rank");
   c.scenario = parse_scenario_flag(o.scenario);
   c.seed = o.seed;
   c.drift = o.drift;
   c.params = o.params;
-  c.policies = split_list(o.policies);
+  const std::string policy_flag = o.single_policy ? "--policy" : "--policies";
+  c.policies = parse_policy_list(o.policies, policy_flag);
+  if (o.single_policy && c.policies.size() != 1)
+    throw InputError("--policy: `moe-ep run` takes exactly one policy (got '" + o.policies +
+                     "'); use `moe-ep compare --policies " + o.policies + "` for several");
   c.steps = o.steps;
   c.layers = o.layers;
   c.warmup = o.warmup;
@@ -96,12 +109,62 @@ RunConfig to_run_config(const CompareOptions& o, int num_ranks) {
   c.mem_budget_mib = o.mem_budget_mib;
   c.layer.ffn_tile_rows = o.ffn_tile_rows;
   if (auto why = validate_run_config(c, num_ranks); !why.empty()) throw InputError(why);
-  if (c.scenario.kind == ScenarioSpec::Kind::Trace) {  // the whole trace, on every rank, before any step
-    int64_t total_tokens = 0;
-    for (int r = 0; r < num_ranks; ++r) total_tokens += c.tokens_on(r);
-    validate_trace(c.scenario.trace_path, c.shape, c.steps, c.layers, total_tokens);
-  }
+  // Sizes before anything is allocated: overflow first (the same on every
+  // rank), the memory limit in check_sizes_collectively.
+  check_run_sizes(c, num_ranks, MemoryLimit{}, MemoryLimit{});
   return c;
+}
+
+// Ranks of this job on this node.
+int ranks_on_this_node() {
+  int initialized = 0;
+  MPI_Initialized(&initialized);
+  if (!initialized) return 1;
+  MPI_Comm local;
+  if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) != MPI_SUCCESS) return 1;
+  int n = 1;
+  MPI_Comm_size(local, &n);
+  MPI_Comm_free(&local);
+  return std::max(1, n);
+}
+
+// --mem-budget, or the machine's memory shared by its ranks: the same value
+// on every rank (the smallest share of any node), so all reach one verdict.
+MemoryLimit budget_limit(const RunConfig& c) {
+  MemoryLimit l;
+  l.bytes = static_cast<int64_t>(c.mem_budget_mib * 1048576.0);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "--mem-budget %g MiB", c.mem_budget_mib);
+  l.text = buf;
+  return l;
+}
+
+MemoryLimit machine_memory_limit(Communicator& comm) {
+  MemoryLimit l;
+  const int local = ranks_on_this_node();
+  const double share = static_cast<double>(physical_memory_bytes()) / local;
+  const double min_share = -comm.allreduce_max(-share);
+  const int max_local = static_cast<int>(comm.allreduce_max(static_cast<double>(local)));
+  l.bytes = static_cast<int64_t>(min_share);
+  l.text = bytes_text(l.bytes) + " per rank (the machine's memory shared by " + std::to_string(max_local) +
+           " rank(s) on a node; set --mem-budget to model less)";
+  return l;
+}
+
+// Outputs: regular files or absent, different from each other and from the
+// trace input; checked on rank 0, the verdict on every rank.
+void check_outputs(const CompareOptions& o, const RunConfig& cfg, Communicator& comm) {
+  std::string why;
+  if (comm.rank() == 0) {
+    std::vector<std::pair<std::string, std::string>> named;
+    if (cfg.scenario.kind == ScenarioSpec::Kind::Trace) named.emplace_back("--scenario trace:", cfg.scenario.trace_path);
+    if (!o.json_path.empty()) named.emplace_back("--json", o.json_path);
+    if (!o.timeline_path.empty()) named.emplace_back("--timeline", o.timeline_path);
+    why = check_distinct(named);
+    if (why.empty() && !o.json_path.empty()) why = check_output_path(o.json_path, "--json");
+    if (why.empty() && !o.timeline_path.empty()) why = check_output_path(o.timeline_path, "--timeline");
+  }
+  if (comm.allreduce_sum(why.empty() ? 0 : 1) > 0) throw InputError(why.empty() ? "output refused on rank 0" : why);
 }
 
 int run_compare(const CompareOptions& o) {
@@ -112,20 +175,43 @@ int run_compare(const CompareOptions& o) {
     throw InputError(e.what());
   }
   const RunConfig cfg = to_run_config(o, comm->size());
-  if (!o.json_path.empty()) {
-    // Rank 0 writes the JSON: find out now, not after the run, if it cannot.
-    const std::string why = comm->rank() == 0 ? check_writable(o.json_path, "--json") : std::string();
-    if (comm->allreduce_sum(why.empty() ? 0 : 1) > 0) throw InputError(why.empty() ? "--json: not writable" : why);
+  const MemoryLimit machine = machine_memory_limit(*comm);
+  check_run_sizes(cfg, comm->size(), cfg.mem_budget_mib > 0.0 ? budget_limit(cfg) : machine, machine);
+  check_outputs(o, cfg, *comm);
+  if (cfg.scenario.kind == ScenarioSpec::Kind::Trace) {  // the whole trace, on every rank, before any step
+    int64_t total_tokens = 0;
+    for (int r = 0; r < comm->size(); ++r) total_tokens += cfg.tokens_on(r);
+    validate_trace(cfg.scenario.trace_path, cfg.shape, cfg.steps, cfg.layers, total_tokens);
   }
+  // A write error on rank 0 (--timeline) stops every rank at the next
+  // collective point, so all exit together with rank 0's one line.
+  StopOnError stoppable(*comm);
   std::unique_ptr<TimelineOutput> timeline;  // collective: created before the first step
-  if (!o.timeline_path.empty()) timeline = std::make_unique<TimelineOutput>(o.timeline_path, cfg, *comm);
-  const ComparisonResult result = run_comparison(cfg, *comm, timeline ? timeline->observer() : StepObserver{});
-  if (timeline) timeline->close();
+  if (!o.timeline_path.empty()) timeline = std::make_unique<TimelineOutput>(o.timeline_path, cfg, stoppable);
+  ComparisonResult result;
+  try {
+    result = run_comparison(cfg, stoppable, timeline ? timeline->observer() : StepObserver{});
+  } catch (const OutputError&) {
+    throw;
+  } catch (const std::exception& e) {
+    if (is_allocation_failure(e))
+      throw InputError(allocation_failure(e, "--tokens, --top-k, --hidden, --ffn, --experts, --layers"), false);
+    throw;
+  }
+  if (timeline) timeline->close(stoppable);
+  std::string error;
   if (comm->rank() == 0) {
     print_table(cfg, result, stdout);
-    if (!o.json_path.empty()) write_file_atomically(o.json_path, result_json(cfg, result).dump(2) + "\n");
+    if (!o.json_path.empty()) {
+      try {
+        write_file_atomically(o.json_path, result_json(cfg, result).dump(2) + "\n", "--json");
+      } catch (const OutputError& e) {
+        error = e.what();
+      }
+    }
   }
-  comm->barrier();
+  if (comm->allreduce_sum(error.empty() ? 0 : 1) > 0)
+    throw OutputError(error.empty() ? "--json: write failed on rank 0" : error, /*collective*/ true);
   return 0;
 }
 }  // namespace
@@ -145,6 +231,7 @@ void add_run_and_compare_commands(CLI::App& app, std::vector<Command>& commands)
 
   auto run_opts = std::make_shared<CompareOptions>();
   run_opts->policies = "ep";
+  run_opts->single_policy = true;
   CLI::App* run = app.add_subcommand("run", "Run one placement policy and print its row of the table");
   add_common(run, *run_opts);
   run->add_option("--policy", run_opts->policies, "The policy to run (registered: " + all + ")")

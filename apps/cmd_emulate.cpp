@@ -14,6 +14,8 @@
 
 #include "apps/CliOptions.hpp"
 #include "apps/Commands.hpp"
+#include "apps/SizeChecks.hpp"
+#include "runtime/common/OutputFiles.hpp"
 #include "runtime/emulate/Emulation.hpp"
 #include "runtime/common/Errors.hpp"
 #include "apps/ResultReport.hpp"
@@ -280,11 +282,14 @@ int run_emulate(const EmulateOptions& o) {
   cfg.ranks = o.ranks;
   cfg.seed = o.seed;
   cfg.params = o.params;
-  cfg.policies = split_list(o.policies);
+  cfg.policies = parse_policy_list(o.policies, "--policies");
   cfg.repeats = o.repeats;
   cfg.warmup = o.warmup;
   cfg.link_gbps = o.link_gbps;
   if (auto why = validate_emulation_config(cfg); !why.empty()) throw InputError(why);
+  check_emulate_sizes(cfg.shape, cfg.ranks);
+  if (!o.json_path.empty())
+    if (auto why = check_output_path(o.json_path, "--json"); !why.empty()) throw InputError(why);
 
   std::string dtype, which;
   std::unique_ptr<RankRunner> runner = make_runner(o, cfg.shape, dtype, which);
@@ -303,9 +308,10 @@ int run_emulate(const EmulateOptions& o) {
                          static_cast<double>(b.max_blocks) * static_cast<double>(cfg.shape.expert_weight_bytes());
     const double ram = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
     if (ram > 0.0 && bytes > 0.8 * ram)
-      throw InputError("emulate: the largest emulated rank needs " + std::to_string(bytes / (1 << 30)).substr(0, 6) +
-                       " GiB of host memory but this machine has " + std::to_string(ram / (1 << 30)).substr(0, 6) +
-                       " GiB; use a smaller --preset or fewer --tokens (or a GPU)");
+      throw InputError("--tokens, --ranks, --hidden, --ffn: the largest emulated rank needs " +
+                       std::to_string(bytes / (1 << 30)).substr(0, 6) + " GiB of host memory but the limit is 80% of "
+                       "this machine's " + std::to_string(ram / (1 << 30)).substr(0, 6) +
+                       " GiB; use a smaller --preset, fewer --tokens or more --ranks (or a GPU)");
     double flops = 0.0;
     for (const auto& p : result.policies)
       flops += static_cast<double>(p.slots_computed()) * cfg.shape.flops_per_slot() * (cfg.warmup + cfg.repeats + 1);
@@ -324,7 +330,7 @@ int run_emulate(const EmulateOptions& o) {
     }
   });
   print_report(cfg, result, dtype, stdout);
-  if (!o.json_path.empty()) write_file_atomically(o.json_path, to_json(cfg, result, dtype).dump(2) + "\n");
+  if (!o.json_path.empty()) write_file_atomically(o.json_path, to_json(cfg, result, dtype).dump(2) + "\n", "--json");
   return 0;
 }
 

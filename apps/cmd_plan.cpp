@@ -2,6 +2,8 @@
 // Loads come from --loads (global per-expert slot counts) or from a synthetic
 // scenario sampled exactly as the runtime samples it; the plan is printed as a
 // summary or as JSON (docs/policies.md).
+#include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -10,6 +12,7 @@
 
 #include "apps/CliOptions.hpp"
 #include "apps/Commands.hpp"
+#include "apps/SizeChecks.hpp"
 #include "runtime/common/Errors.hpp"
 #include "runtime/workload/Scenario.hpp"
 
@@ -30,6 +33,8 @@ struct PlanOptions {
   ModelOptions model;
   PolicyParams params;
   bool json = false;
+  CLI::Option* loads_opt = nullptr;
+  bool loads_given() const { return loads_opt && loads_opt->count() > 0; }
 };
 
 std::string join_names(const std::vector<std::string>& names, const char* sep) {
@@ -41,6 +46,11 @@ std::string join_names(const std::vector<std::string>& names, const char* sep) {
 /// Global per-expert loads from --loads; throws InputError naming the flag.
 LoadMatrix loads_from_list(const PlanOptions& o) {
   const std::vector<int64_t> loads = parse_int_list(o.loads, "--loads");
+  {
+    ModelShape shape;
+    shape.num_experts = static_cast<int>(std::min<size_t>(loads.size(), INT32_MAX));
+    check_plan_sizes(shape, o.ranks, /*from_scenario*/ false);
+  }
   for (size_t e = 0; e < loads.size(); ++e)
     if (loads[e] < 0 || loads[e] > kMaxLoad)
       throw InputError("--loads: load of expert " + std::to_string(e) + " is " + std::to_string(loads[e]) +
@@ -56,6 +66,7 @@ LoadMatrix loads_from_list(const PlanOptions& o) {
 LoadMatrix loads_from_scenario(const PlanOptions& o) {
   const ModelShape shape = o.model.resolve();
   if (auto why = validate_shape(shape, o.ranks); !why.empty()) throw InputError(why);
+  check_plan_sizes(shape, o.ranks, /*from_scenario*/ true);
   const ScenarioSpec spec = parse_scenario_flag(o.scenario);
   if (!spec.synthetic())
     throw InputError("--scenario: '" + o.scenario +
@@ -137,7 +148,7 @@ int run_plan(const PlanOptions& o) {
   } catch (const std::invalid_argument& e) {
     throw InputError(std::string("--policy: ") + e.what());
   }
-  const LoadMatrix loads = o.loads.empty() ? loads_from_scenario(o) : loads_from_list(o);
+  const LoadMatrix loads = o.loads_given() ? loads_from_list(o) : loads_from_scenario(o);
   const std::vector<int64_t> expert_loads = loads.expert_loads();
   const Plan plan = policy->plan(loads, o.ranks);
   const std::vector<int64_t> before = ep_plan(expert_loads, o.ranks, "ep").rank_loads();
@@ -163,7 +174,7 @@ void add_plan_command(CLI::App& app, std::vector<Command>& commands) {
       ->group("Policy");
   add_policy_options(cmd, o->params);
 
-  CLI::Option* loads =
+  CLI::Option* loads = o->loads_opt =
       cmd->add_option("--loads", o->loads,
                       "Global slot count of each expert, comma-separated, each >= 0 (e.g. 100,0,0,0); N is the "
                       "list length. Replaces the scenario flags")
@@ -191,6 +202,7 @@ void add_plan_command(CLI::App& app, std::vector<Command>& commands) {
   CLI::Option* seed =
       cmd->add_option("--seed", o->seed, "Seed of the scenario's routing; same seed, same loads as `moe-ep run`")
           ->capture_default_str()
+          ->check(unsigned_integer())
           ->group("Loads");
   for (CLI::Option* opt : {scenario, preset, experts, top_k, tokens, seed}) loads->excludes(opt);
 

@@ -8,7 +8,9 @@
 
 #include "apps/CliOptions.hpp"
 #include "apps/Commands.hpp"
+#include "apps/SizeChecks.hpp"
 #include "runtime/common/Errors.hpp"
+#include "runtime/common/OutputFiles.hpp"
 #include "runtime/workload/Scenario.hpp"
 #include "runtime/io/TraceReader.hpp"
 #include "runtime/workload/RoutingSources.hpp"
@@ -26,6 +28,7 @@ struct TraceOptions {
   double drift = 0.1;
   std::string out;
   int steps = 1, layers = 1, ranks = 1;
+  CLI::Option* tokens_per_rank_opt = nullptr;
 };
 
 int write_trace(const TraceOptions& o) {
@@ -41,7 +44,7 @@ int write_trace(const TraceOptions& o) {
     throw InputError("--drift must be in [0, 1] (got " + std::to_string(o.drift) + ")");
 
   std::vector<int64_t> tokens(static_cast<size_t>(o.ranks), shape.tokens);
-  if (!o.tokens_per_rank.empty()) {
+  if (o.tokens_per_rank_opt && o.tokens_per_rank_opt->count() > 0) {
     tokens = parse_int_list(o.tokens_per_rank, "--tokens-per-rank");
     if (static_cast<int>(tokens.size()) != o.ranks)
       throw InputError("--tokens-per-rank has " + std::to_string(tokens.size()) + " entries but --ranks is " +
@@ -49,13 +52,18 @@ int write_trace(const TraceOptions& o) {
     for (int64_t t : tokens)
       if (t < 0) throw InputError("--tokens-per-rank entries must be >= 0 (got " + std::to_string(t) + ")");
   }
+  check_trace_sizes(shape, tokens, o.steps, o.layers);
   int64_t total = 0;
   for (int64_t t : tokens) total += t;
   if (total == 0) throw InputError("--tokens: the trace needs at least one token (got 0 on every rank)");
+  if (auto why = check_output_path(o.out, "--out"); !why.empty()) throw InputError(why);
 
   try {
     write_synthetic_trace(o.out, spec, shape, o.drift, o.seed, o.steps, o.layers, tokens, MOE_EP_VERSION);
+  } catch (const OutputError& e) {
+    throw OutputError(std::string("--out: ") + e.what());
   } catch (const std::runtime_error& e) {
+    if (is_allocation_failure(e)) throw;
     throw InputError(std::string("--out: ") + e.what());
   }
   std::printf("trace: wrote %s: /expert_ids int32 [%d steps, %d layers, %lld tokens, K=%d], N=%d experts, "
@@ -73,7 +81,7 @@ void add_trace_command(CLI::App& app, std::vector<Command>& commands) {
       "trace",
       "Write a synthetic routing trace (HDF5, docs/traces.md) that `--scenario trace:FILE` replays; no MPI needed");
   add_model_options(cmd, o->model);
-  cmd->add_option("--tokens-per-rank", o->tokens_per_rank,
+  o->tokens_per_rank_opt = cmd->add_option("--tokens-per-rank", o->tokens_per_rank,
                   "Tokens on each rank as a comma list, one per rank (overrides --tokens)")
       ->group("Model");
   add_scenario_options(cmd, o->scenario, o->seed);

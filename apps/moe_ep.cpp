@@ -49,6 +49,22 @@ int main(int argc, char** argv) {
   add_emulate_command(app, commands);
   add_plan_command(app, commands);
 
+  // An unknown command names itself and the valid ones (CLI11 would only say
+  // that an argument was not expected).
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string valid;
+    bool known = false;
+    for (const auto& cmd : commands) {
+      valid += (valid.empty() ? "" : ", ") + cmd.sub->get_name();
+      known = known || cmd.sub->get_name() == argv[1];
+    }
+    if (!known) {
+      if (launch_rank() == 0)
+        std::fprintf(stderr, "moe-ep: unknown command '%s' (valid: %s; see 'moe-ep --help')\n", argv[1], valid.c_str());
+      return kExitBadInput;
+    }
+  }
+
   // Parse before MPI_Init: bad flags fail the same way on every rank, and
   // only the launcher's rank 0 prints, so a typo never hangs or floods a job.
   try {

@@ -60,9 +60,6 @@ std::vector<double> to_doubles_host(const Matrix& m) {
   return v;
 }
 
-// The larger error, where NaN counts as the largest (std::max would swallow it).
-double worse(double a, double b) { return std::isnan(a) || std::isnan(b) ? NAN : std::max(a, b); }
-
 // Progress on stderr from rank 0: a live line on a terminal, and a line per
 // 10% in a log file (Slurm output), so long runs show where they are.
 class Progress {
@@ -262,8 +259,8 @@ class ComparisonRun {
     std::vector<uint8_t> keep(keep_all.begin(), keep_all.end());
     const auto ref_full = reference_combine(ref_.slot_outputs, total_tokens_, K, D);
     const auto ref_kept = reference_combine(ref_.slot_outputs, total_tokens_, K, D, keep);
-    pr.max_rel_err = worse(pr.max_rel_err.value_or(0.0), max_relative_error(out_all, ref_kept));
-    pr.max_rel_err_full = worse(pr.max_rel_err_full.value_or(0.0), max_relative_error(out_all, ref_full));
+    pr.max_rel_err = worse_error(pr.max_rel_err.value_or(0.0), max_relative_error(out_all, ref_kept));
+    pr.max_rel_err_full = worse_error(pr.max_rel_err_full.value_or(0.0), max_relative_error(out_all, ref_full));
   }
 
   // Rank 0's reference for one (step, layer): per-slot outputs over all ranks' tokens.

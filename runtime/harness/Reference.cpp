@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 #include "runtime/layer/ExpertStore.hpp"
@@ -75,12 +76,22 @@ std::vector<double> reference_combine(std::span<const double> slot_outputs, int6
 double max_relative_error(std::span<const double> out, std::span<const double> ref) {
   if (out.size() != ref.size()) throw std::invalid_argument("max_relative_error: sizes differ");
   double max_diff = 0.0, max_ref = 0.0;
+  bool has_nan = false, has_inf = false;
   for (size_t i = 0; i < out.size(); ++i) {
+    has_nan = has_nan || std::isnan(out[i]);
+    has_inf = has_inf || std::isinf(out[i]);
     max_diff = std::max(max_diff, std::abs(out[i] - ref[i]));
     max_ref = std::max(max_ref, std::abs(ref[i]));
   }
+  if (has_nan) return std::numeric_limits<double>::quiet_NaN();
+  if (has_inf) return std::numeric_limits<double>::infinity();
   if (max_ref == 0.0) return max_diff;
   return max_diff / max_ref;
+}
+
+double worse_error(double a, double b) {
+  if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<double>::quiet_NaN();
+  return std::max(a, b);
 }
 
 }  // namespace moe

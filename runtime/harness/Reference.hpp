@@ -20,7 +20,13 @@ std::vector<double> reference_slot_outputs(const ModelShape& shape, int layer, u
 std::vector<double> reference_combine(std::span<const double> slot_outputs, int64_t tokens, int top_k, int64_t hidden,
                                       std::span<const uint8_t> keep = {});
 
-/// max |out - ref| / max |ref| (0 when both are zero).
+/// max |out - ref| / max |ref| (0 when both are zero). NaN when `out` holds a
+/// NaN, +inf when it holds an infinity (a result that is not a number is never
+/// reported as a small error).
 double max_relative_error(std::span<const double> out, std::span<const double> ref);
+
+/// The worse of two errors for a running maximum: NaN when either is NaN,
+/// else the larger (std::max would drop a NaN in its second argument).
+double worse_error(double a, double b);
 
 }  // namespace moe

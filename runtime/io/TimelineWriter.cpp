@@ -1,12 +1,19 @@
 #include "runtime/io/TimelineWriter.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <stdexcept>
 
+#include "runtime/common/OutputFiles.hpp"
 #include "runtime/io/H5Util.hpp"
 #include "runtime/layer/PhaseTimer.hpp"
 #include "runtime/layer/StepMetrics.hpp"
@@ -151,6 +158,30 @@ struct TimelineWriter::Impl {
   bool compressed = false;
   std::vector<unsigned char> row_buf;
   std::vector<ExpertLoadRow> load_buf;
+  // File safety (docs/reliability.md): the file is written under a temporary
+  // name beside `path` and renamed over it once its header is flushed; disk
+  // space for the next appends is reserved ahead so that a full disk stops
+  // the run before HDF5 writes anything half.
+  std::string temp;               // the temporary name until published, then ""
+  int fd = -1;                    // HDF5's own descriptor (sec2), for fallocate
+  bool reserve_supported = true;  // false where the file system has no fallocate
+  int64_t margin = 0;             // bytes kept reserved past the end of the file
+  std::string failed;             // the first write error; the file is no longer written
+
+  ~Impl() {
+    // Closing a file whose writes failed may fail again: one line was
+    // already reported, so no HDF5 error stack on stderr.
+    h5::QuietErrors quiet;
+    timeline.reset();
+    expert_load.reset();
+    row_type.reset();
+    load_type.reset();
+    policy_enum.reset();
+    file.reset();
+    if (!temp.empty()) std::remove(temp.c_str());
+  }
+  void reserve_ahead();
+  void fail_write(const std::string& why);
 
   int8_t policy_value(const std::string& name) const {
     for (size_t i = 0; i < policies.size(); ++i)
@@ -158,6 +189,32 @@ struct TimelineWriter::Impl {
     throw std::invalid_argument("timeline: policy '" + name + "' is not in the file's policy enum");
   }
 };
+
+// Keeps at least `margin` bytes reserved on the disk past the end of the file
+// (fallocate, FALLOC_FL_KEEP_SIZE: the file's size is unchanged and HDF5 sees
+// nothing). When the disk is full this fails before HDF5 writes any byte of
+// the next rows, so the rows flushed before stay readable.
+void TimelineWriter::Impl::reserve_ahead() {
+  if (fd < 0 || !reserve_supported) return;
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return;
+  // Blocks already allocated in the range cost nothing: only the new tail is taken.
+  const int64_t size = static_cast<int64_t>(st.st_size);
+  const int rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, size, margin);
+  if (rc == 0) return;
+  if (errno == EOPNOTSUPP || errno == ENOSYS) {
+    reserve_supported = false;
+    return;
+  }
+  fail_write(std::strerror(errno));
+}
+
+void TimelineWriter::Impl::fail_write(const std::string& why) {
+  if (failed.empty())
+    failed = "cannot write '" + path + "': " + why + "; the run stops, and the " + std::to_string(rows) +
+             " rows flushed before stay readable (attribute complete = 0)";
+  throw std::runtime_error(failed);
+}
 
 std::string iso8601_utc_now() {
   const std::time_t now = std::time(nullptr);
@@ -180,11 +237,37 @@ TimelineWriter::TimelineWriter(const std::string& path, const TimelineHeader& h)
   Impl& m = *impl_;
   m.path = path;
   m.policies = h.policies;
+  {
+    struct stat st {};
+    if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+      throw std::runtime_error("cannot create '" + path + "': it is not a regular file");
+  }
+  // Never truncate `path`: write a new file beside it and rename it into
+  // place once the header is flushed and `path` is not locked by anyone.
+  const std::string target = output_target(path);
+  try {
+    m.temp = create_temp_beside(target, "--timeline");
+  } catch (const OutputError&) {
+    throw std::runtime_error("cannot create '" + path + "': " + create_failure(path));
+  }
   // Default (earliest) file format: no "open for writing" flag in the
   // superblock, so a killed run's file opens without h5clear.
-  const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  const hid_t f = H5Fcreate(m.temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (f < 0) throw std::runtime_error("cannot create '" + path + "': " + create_failure(path));
   m.file = h5::file(f);
+  {
+    void* handle = nullptr;
+    if (H5Fget_vfd_handle(m.file, H5P_DEFAULT, &handle) >= 0 && handle) m.fd = *static_cast<int*>(handle);
+  }
+  // What one append can add to the file, generously: a rewritten chunk of
+  // each dataset, the rows themselves and HDF5's metadata (the row width
+  // comes from the metric schema, so it grows with it).
+  const int64_t kRowBytesBound = static_cast<int64_t>(row_bytes());
+  constexpr int64_t kLoadRowBytesBound = 32;
+  m.margin = (int64_t{1} << 20) + 2 * (static_cast<int64_t>(kTimelineChunk) * kRowBytesBound +
+                                       static_cast<int64_t>(kLoadChunk) * kLoadRowBytesBound) +
+             4 * int64_t{h.num_ranks} * kRowBytesBound;
+  m.reserve_ahead();
 
   m.policy_enum = make_policy_enum(h.policies);
   m.row_type = make_timeline_type(m.policy_enum);
@@ -215,6 +298,37 @@ TimelineWriter::TimelineWriter(const std::string& path, const TimelineHeader& h)
   }
   h5::write_attr(root, "complete", int64_t{0});
   h5::check(H5Fflush(m.file, H5F_SCOPE_LOCAL), "flushing " + path);
+  publish(target);
+}
+
+// Renames the flushed temporary file over `target`, holding an exclusive lock
+// on the file it replaces (HDF5 locks with flock too): a file another run is
+// writing, or a reader such as h5py holds open, is left byte for byte as it was.
+void TimelineWriter::publish(const std::string& target) {
+  Impl& m = *impl_;
+  const int old = open(target.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (old >= 0 && flock(old, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(old);
+    m.file.reset();
+    std::remove(m.temp.c_str());
+    m.temp.clear();
+    throw std::runtime_error(
+        "'" + m.path + "' is locked by another process (" +
+        (err == EWOULDBLOCK ? std::string("another run writing it, or a reader such as h5py holding it open")
+                            : std::string(std::strerror(err))) +
+        "); it was left unchanged");
+  }
+  const int rc = std::rename(m.temp.c_str(), target.c_str());
+  const int err = errno;
+  if (old >= 0) ::close(old);  // releases the lock on the replaced file
+  if (rc != 0) {
+    m.file.reset();
+    std::remove(m.temp.c_str());
+    m.temp.clear();
+    throw std::runtime_error("cannot create '" + m.path + "': " + std::strerror(err));
+  }
+  m.temp.clear();
 }
 
 TimelineWriter::~TimelineWriter() = default;  // the handles close datasets, types and file
@@ -223,7 +337,9 @@ void TimelineWriter::append(const std::string& policy, int step, int layer, cons
                             const LoadMatrix& loads) {
   Impl& m = *impl_;
   if (!m.file.valid()) throw std::logic_error("timeline: append after close");
+  if (!m.failed.empty()) throw std::runtime_error(m.failed);
   h5::QuietErrors quiet;
+  m.reserve_ahead();
   const int8_t pv = m.policy_value(policy);
   const size_t width = row_bytes();
   m.row_buf.assign(per_rank.size() * width, 0);
@@ -234,17 +350,23 @@ void TimelineWriter::append(const std::string& policy, int step, int layer, cons
   for (size_t e = 0; e < expert_loads.size(); ++e)
     m.load_buf.push_back(ExpertLoadRow{pv, step, layer, static_cast<int32_t>(e), expert_loads[e]});
 
-  append_rows(m.timeline, m.row_type, m.row_buf.data(), per_rank.size(), "/timeline");
-  append_rows(m.expert_load, m.load_type, m.load_buf.data(), m.load_buf.size(), "/expert_load");
+  try {
+    append_rows(m.timeline, m.row_type, m.row_buf.data(), per_rank.size(), "/timeline");
+    append_rows(m.expert_load, m.load_type, m.load_buf.data(), m.load_buf.size(), "/expert_load");
+    h5::check(H5Fflush(m.file, H5F_SCOPE_LOCAL), "flushing " + m.path);
+  } catch (const std::runtime_error& e) {
+    m.fail_write(e.what());
+  }
   m.rows += static_cast<int64_t>(per_rank.size());
   m.load_rows += static_cast<int64_t>(m.load_buf.size());
-  h5::check(H5Fflush(m.file, H5F_SCOPE_LOCAL), "flushing " + m.path);
 }
 
 void TimelineWriter::close() {
   Impl& m = *impl_;
   if (!m.file.valid()) return;
+  if (!m.failed.empty()) throw std::runtime_error(m.failed);
   h5::QuietErrors quiet;
+  m.reserve_ahead();
   h5::write_attr(static_cast<hid_t>(m.file), "complete", int64_t{1});
   m.timeline.reset();
   m.expert_load.reset();

@@ -37,8 +37,12 @@ struct TimelineHeader {
 
 class TimelineWriter {
  public:
-  /// Creates (or truncates) `path` and writes the header and the two empty
-  /// datasets. Throws std::runtime_error with a one-line reason when it cannot.
+  /// Writes the header and the two empty datasets to a new file beside
+  /// `path`, flushes it, and renames it over `path` only when no other process
+  /// holds a lock on `path` (another writer, or a reader such as h5py): an
+  /// existing file is never truncated, and a file that is in use is left as
+  /// it was. Throws std::runtime_error with a one-line reason when it cannot
+  /// (and leaves no temporary file behind).
   TimelineWriter(const std::string& path, const TimelineHeader& header);
   /// Closes the file without marking it complete (see close()).
   ~TimelineWriter();
@@ -47,7 +51,10 @@ class TimelineWriter {
 
   /// Appends the rows of one (step, layer, policy): one per rank, and one
   /// /expert_load row per expert; then flushes the file. Throws
-  /// std::runtime_error on a write error, std::invalid_argument on an unknown policy.
+  /// std::runtime_error on a write error (disk full: space for the next rows
+  /// is reserved before any is written, so the rows flushed before stay
+  /// readable; the writer then refuses further appends and close()),
+  /// std::invalid_argument on an unknown policy.
   void append(const std::string& policy, int step, int layer, const std::vector<StepRecord>& per_rank,
               const LoadMatrix& loads);
 
@@ -60,6 +67,7 @@ class TimelineWriter {
   const std::string& path() const;
 
  private:
+  void publish(const std::string& target);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

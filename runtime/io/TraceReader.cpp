@@ -1,10 +1,15 @@
 #include "runtime/io/TraceReader.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <new>
 #include <stdexcept>
 
 #include "runtime/common/Errors.hpp"
+#include "runtime/common/OutputFiles.hpp"
 #include "runtime/io/H5Util.hpp"
 #include "runtime/io/TimelineWriter.hpp"
 
@@ -100,6 +105,8 @@ TraceReader::TraceReader(const std::string& path, const ModelShape& shape) : imp
   std::error_code ec;
   if (!fs::exists(path, ec)) m.fail("no such file");
   if (fs::is_directory(path, ec)) m.fail("is a directory, not an HDF5 trace file");
+  // A FIFO or a device would block or never end when HDF5 reads it.
+  if (!fs::is_regular_file(path, ec)) m.fail("is not a regular file (a FIFO, socket or device), not an HDF5 trace file");
 
   h5::QuietErrors quiet;
   const htri_t is_h5 = H5Fis_hdf5(path.c_str());
@@ -219,21 +226,54 @@ void validate_trace(const std::string& path, const ModelShape& shape, int steps,
   TraceReader(path, shape).validate(steps, layers, total_tokens);
 }
 
+namespace {
+void write_trace_file(const std::string& path, int steps, int layers, int64_t total, const TraceMeta& meta,
+                      const TraceSlabFill& fill);
+}  // namespace
+
 void write_trace(const std::string& path, int steps, int layers, int64_t total, const TraceMeta& meta,
                  const TraceSlabFill& fill) {
   if (total <= 0 || steps < 1 || layers < 1 || meta.top_k < 1)
     throw std::invalid_argument("write_trace: needs >= 1 step, >= 1 layer, >= 1 token and top_k >= 1");
-  const int K = meta.top_k;
   h5::QuietErrors quiet;
-  const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f < 0) {
+  // Written to a new file beside `path` and renamed over it when complete: an
+  // existing file is never truncated, and a failed write leaves it as it was
+  // and no temporary file behind.
+  const std::string target = output_target(path);
+  std::string temp;
+  auto cannot_create = [&](const std::string& detail) {
     namespace fs = std::filesystem;
     const fs::path dir = fs::path(path).has_parent_path() ? fs::path(path).parent_path() : fs::path(".");
     std::error_code ec;
-    const std::string why = !fs::is_directory(dir, ec) ? "the directory '" + dir.string() + "' does not exist"
-                                                       : h5::last_error();
-    throw std::runtime_error("cannot create '" + path + "': " + why);
+    const std::string why = !fs::is_directory(dir, ec) ? "the directory '" + dir.string() + "' does not exist" : detail;
+    return std::runtime_error("cannot create '" + path + "': " + why);
+  };
+  try {
+    temp = create_temp_beside(target, "--out");
+  } catch (const OutputError& e) {
+    throw cannot_create(e.what());
   }
+  try {
+    write_trace_file(temp, steps, layers, total, meta, fill);
+  } catch (const std::exception& e) {
+    std::remove(temp.c_str());
+    if (dynamic_cast<const std::bad_alloc*>(&e)) throw;
+    throw OutputError("cannot write '" + path + "': " + e.what() + " ('" + path + "' is unchanged)");
+  }
+  if (std::rename(temp.c_str(), target.c_str()) != 0) {
+    const int err = errno;
+    std::remove(temp.c_str());
+    throw OutputError("cannot write '" + path + "': " + std::strerror(err) + " ('" + path + "' is unchanged)");
+  }
+}
+
+namespace {
+void write_trace_file(const std::string& path, int steps, int layers, int64_t total, const TraceMeta& meta,
+                      const TraceSlabFill& fill) {
+  const int K = meta.top_k;
+  h5::QuietErrors quiet;
+  const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (f < 0) throw std::runtime_error("HDF5 cannot create it (" + h5::last_error() + ")");
   h5::Handle file = h5::file(f);
   const hsize_t dims[4] = {static_cast<hsize_t>(steps), static_cast<hsize_t>(layers), static_cast<hsize_t>(total),
                            static_cast<hsize_t>(K)};
@@ -270,5 +310,6 @@ void write_trace(const std::string& path, int steps, int layers, int64_t total, 
   ds.reset();
   h5::check(file.reset(), "closing " + path);
 }
+}  // namespace
 
 }  // namespace moe

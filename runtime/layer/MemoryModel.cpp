@@ -74,3 +74,68 @@ BudgetVerdict fit_to_budget(const Plan& plan, const PlacementPolicy& policy, con
 }
 
 }  // namespace moe
+
+// ---- up-front size checks ---------------------------------------------------
+
+#include "runtime/common/CheckedMath.hpp"
+
+namespace moe {
+
+std::optional<int64_t> checked_expert_weight_bytes(const ModelShape& s) {
+  const int64_t D = s.hidden, H = s.ffn;
+  auto gu = checked_product({D, 2, H});
+  auto d = checked_product({H, D});
+  if (!gu || !d) return std::nullopt;
+  auto floats = checked_add(*gu, *d);
+  if (floats && s.activation == Activation::GptOss) {
+    auto bias = checked_add(2 * H, D);
+    floats = bias ? checked_add(*floats, *bias) : std::nullopt;
+  }
+  return floats ? checked_mul(*floats, static_cast<int64_t>(sizeof(float))) : std::nullopt;
+}
+
+namespace {
+// Weights resident on every rank: the native experts and the router of every layer.
+std::optional<int64_t> resident_weight_bytes(const ModelShape& s, int num_ranks, int num_layers) {
+  const auto ewb = checked_expert_weight_bytes(s);
+  if (!ewb || num_ranks < 1) return std::nullopt;
+  const auto native = checked_mul(s.num_experts / num_ranks, *ewb);
+  const auto router = checked_product({s.hidden, s.num_experts, static_cast<int64_t>(sizeof(float))});
+  if (!native || !router) return std::nullopt;
+  const auto per_layer = checked_add(*native, *router);
+  return per_layer ? checked_mul(num_layers, *per_layer) : std::nullopt;
+}
+}  // namespace
+
+std::optional<int64_t> min_rank_bytes(const ModelShape& s, int num_ranks, int64_t tokens, int num_layers) {
+  const auto weights = resident_weight_bytes(s, num_ranks, num_layers);
+  const auto io = checked_product({2, tokens, s.hidden});
+  const auto logits = checked_product({tokens, s.num_experts});
+  if (!weights || !io || !logits) return std::nullopt;
+  const auto route = checked_add(*io, *logits);
+  const auto route_bytes = route ? checked_mul(*route, static_cast<int64_t>(sizeof(float))) : std::nullopt;
+  return route_bytes ? checked_add(*weights, *route_bytes) : std::nullopt;
+}
+
+std::optional<int64_t> max_rank_bytes(const ModelShape& s, int num_ranks, int64_t tokens, int64_t total_slots,
+                                      int num_layers) {
+  const auto weights = resident_weight_bytes(s, num_ranks, num_layers);
+  const auto ewb = checked_expert_weight_bytes(s);
+  if (!weights || !ewb) return std::nullopt;
+  const auto imported = checked_mul(s.num_experts, *ewb);
+  // tokens and output, send and receive buffers, expert-major input and output
+  // (all slots), gate/up and activation workspaces (all slots in one block),
+  // router logits.
+  const auto io = checked_product({2, tokens, s.hidden});
+  const auto slots_d = checked_product({4, total_slots, s.hidden});
+  const auto ws = checked_product({3, total_slots, s.ffn});
+  const auto logits = checked_product({tokens, s.num_experts});
+  if (!imported || !io || !slots_d || !ws || !logits) return std::nullopt;
+  std::optional<int64_t> floats = *io;
+  for (int64_t v : {*slots_d, *ws, *logits}) floats = floats ? checked_add(*floats, v) : std::nullopt;
+  const auto bytes = floats ? checked_mul(*floats, static_cast<int64_t>(sizeof(float))) : std::nullopt;
+  const auto with_imported = bytes ? checked_add(*bytes, *imported) : std::nullopt;
+  return with_imported ? checked_add(*with_imported, *weights) : std::nullopt;
+}
+
+}  // namespace moe

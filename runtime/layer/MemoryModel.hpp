@@ -43,3 +43,29 @@ BudgetVerdict fit_to_budget(const Plan& plan, const PlacementPolicy& policy, con
                             const ModelShape& shape, int num_layers, int64_t budget_bytes, int64_t ffn_tile_rows = 0);
 
 }  // namespace moe
+
+// ---- up-front size checks (apps/SizeChecks.cpp) ----------------------------
+
+#include <optional>
+
+namespace moe {
+
+/// Bytes of one expert's weights (as ModelShape::expert_weight_bytes) computed
+/// with overflow checks; nullopt when the product does not fit in int64.
+std::optional<int64_t> checked_expert_weight_bytes(const ModelShape& shape);
+
+/// A lower bound of the peak bytes any plan needs on a rank that holds
+/// `tokens` tokens, in a job of `num_ranks` ranks with `num_layers` layers:
+/// the native weights and the router of every layer, plus the routing phase's
+/// tokens, output and logits (plan_peak_bytes is never below it). nullopt
+/// when a product overflows int64.
+std::optional<int64_t> min_rank_bytes(const ModelShape& shape, int num_ranks, int64_t tokens, int num_layers);
+
+/// An upper bound of the peak bytes of any plan on one rank when all
+/// `total_slots` token-slots of the job land on it and it imports every expert
+/// (the worst case plan_peak_bytes can reach); nullopt when it overflows int64.
+/// Used to prove that no size computed during the run can wrap.
+std::optional<int64_t> max_rank_bytes(const ModelShape& shape, int num_ranks, int64_t tokens, int64_t total_slots,
+                                      int num_layers);
+
+}  // namespace moe
