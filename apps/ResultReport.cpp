@@ -102,16 +102,25 @@ nlohmann::json per_rank_json(const std::vector<StepRecord>& totals) {
 }
 }  // namespace
 
+nlohmann::json model_json(const ModelShape& s) {
+  return {{"preset", s.preset},       {"experts", s.num_experts}, {"hidden", s.hidden},
+          {"ffn", s.ffn},             {"top_k", s.top_k},         {"activation", activation_name(s.activation)}};
+}
+
+nlohmann::json policy_params_json(const PolicyParams& p) {
+  return {{"alpha", p.alpha},
+          {"min_chunk", p.min_chunk},
+          {"lambda", p.lambda},
+          {"capacity_factor", p.capacity_factor},
+          {"drop_policy", p.drop_policy}};
+}
+
 nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& res) {
   const ModelShape& s = cfg.shape;
-  nlohmann::json config = {
+  nlohmann::json config = model_json(s);
+  config.update(policy_params_json(cfg.params));
+  config.update({
       {"ranks", res.num_ranks},
-      {"preset", s.preset},
-      {"experts", s.num_experts},
-      {"hidden", s.hidden},
-      {"ffn", s.ffn},
-      {"top_k", s.top_k},
-      {"activation", activation_name(s.activation)},
       {"tokens", s.tokens},
       {"tokens_per_rank", cfg.tokens_per_rank},
       {"scenario", cfg.scenario.text},
@@ -121,13 +130,10 @@ nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& res) {
       {"layers", cfg.layers},
       {"warmup", cfg.warmup},
       {"check", cfg.check},
-      {"alpha", cfg.params.alpha},
-      {"min_chunk", cfg.params.min_chunk},
-      {"lambda", cfg.params.lambda},
-      {"capacity_factor", cfg.params.capacity_factor},
-      {"drop_policy", cfg.params.drop_policy},
       {"mem_budget_mib", cfg.mem_budget_mib},
-  };
+      {"ffn_tile_rows", cfg.layer.ffn_tile_rows},
+  });
+
   nlohmann::json policies = nlohmann::json::array();
   for (const auto& p : res.policies) {
     policies.push_back({

@@ -14,6 +14,12 @@ void print_table(const RunConfig& cfg, const ComparisonResult& result, std::FILE
 /// {"config": {...}, "policies": [...]} as documented in docs/compare.md.
 nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& result);
 
+/// The model shape as JSON (preset, experts, hidden, ffn, top_k, activation):
+/// one writer for every subcommand's config object.
+nlohmann::json model_json(const ModelShape& shape);
+/// The policies' parameters as JSON (the `policy_params` of JSON and timeline).
+nlohmann::json policy_params_json(const PolicyParams& params);
+
 /// max_rel_err as JSON: null when nothing was measured (--check off, or the
 /// policy never executed a step), "nan" / "inf" when the output had NaN or
 /// infinite values, else the number.

@@ -32,12 +32,7 @@ TimelineHeader make_header(const RunConfig& cfg, int num_ranks, std::vector<std:
   empty.num_ranks = num_ranks;
   const nlohmann::json config = result_json(cfg, empty)["config"];
   h.config_json = config.dump();
-  h.policy_params_json = nlohmann::json{{"alpha", cfg.params.alpha},
-                                        {"min_chunk", cfg.params.min_chunk},
-                                        {"lambda", cfg.params.lambda},
-                                        {"capacity_factor", cfg.params.capacity_factor},
-                                        {"drop_policy", cfg.params.drop_policy}}
-                             .dump();
+  h.policy_params_json = policy_params_json(cfg.params).dump();
   // Each config field also as its own root attribute (lists as JSON text).
   for (const auto& [key, v] : config.items()) {
     if (v.is_number_unsigned()) h.attributes.emplace_back(key, v.get<uint64_t>());

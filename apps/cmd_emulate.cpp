@@ -17,6 +17,7 @@
 #include "apps/SizeChecks.hpp"
 #include "runtime/common/OutputFiles.hpp"
 #include "runtime/emulate/Emulation.hpp"
+#include "runtime/layer/ExpertStore.hpp"
 #include "runtime/common/Errors.hpp"
 #include "apps/ResultReport.hpp"
 #ifdef MOE_HAVE_CUDA
@@ -94,7 +95,8 @@ class CudaRankRunner final : public RankRunner {
     cuda::ExpertShape c;
     c.hidden = s.hidden;
     c.ffn = s.ffn;
-    c.act = cuda::SwigluParams{s.activation == Activation::GptOss, s.swiglu_limit, s.swiglu_alpha};
+    const ActivationParams act = activation_params(s);
+    c.act = cuda::SwigluParams{act.gpt_oss, act.limit, act.alpha};
     return c;
   }
   static std::string gib(int64_t b) {
@@ -198,25 +200,18 @@ void print_report(const EmulationConfig& cfg, const EmulationResult& r, const st
 nlohmann::json to_json(const EmulationConfig& cfg, const EmulationResult& r, const std::string& dtype) {
   using nlohmann::json;
   const ModelShape& s = cfg.shape;
-  json config = {{"preset", s.preset},
-                 {"experts", s.num_experts},
-                 {"hidden", s.hidden},
-                 {"ffn", s.ffn},
-                 {"top_k", s.top_k},
-                 {"activation", activation_name(s.activation)},
-                 {"ranks", cfg.ranks},
+  json config = model_json(s);
+  config.update(policy_params_json(cfg.params));
+  config.erase("drop_policy");  // emulate plans no gate-ordered drops
+  config.update({{"ranks", cfg.ranks},
                  {"tokens_per_rank", s.tokens},
                  {"scenario", cfg.scenario.text},
                  {"seed", cfg.seed},
                  {"policies", cfg.policies},
-                 {"alpha", cfg.params.alpha},
-                 {"min_chunk", cfg.params.min_chunk},
-                 {"lambda", cfg.params.lambda},
-                 {"capacity_factor", cfg.params.capacity_factor},
                  {"dtype", dtype},
                  {"repeats", cfg.repeats},
                  {"warmup", cfg.warmup},
-                 {"link_gbps", cfg.link_gbps}};
+                 {"link_gbps", cfg.link_gbps}});
   json pols = json::array();
   for (const auto& p : r.policies) {
     json ranks = json::array();

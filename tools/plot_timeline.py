@@ -34,24 +34,14 @@ except ImportError as e:  # pragma: no cover - depends on the machine
     die(f"{e.name or e} is missing: install it with `apt-get install python3-h5py python3-matplotlib` "
         f"(or `pip install h5py matplotlib`)", 3)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timeline_io import load_timeline  # noqa: E402
+
 
 def load(path):
-    """The /timeline rows as a numpy structured array, the policy names by
-    enum value, and the root attributes."""
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        die(f"cannot open '{path}' as HDF5: {e}")
-    with f:
-        if "timeline" not in f:
-            die(f"'{path}' has no /timeline dataset (is it a moe-ep timeline?)")
-        rows = f["timeline"][...]
-        enum = h5py.check_enum_dtype(f["timeline"].dtype["policy"]) or {}
-        attrs = {k: f.attrs[k] for k in f.attrs}
-    names = {v: k for k, v in enum.items()}
-    if not names and "policies" in attrs:
-        names = dict(enumerate(str(p) for p in attrs["policies"]))
-    return rows, names, attrs
+    """The /timeline rows, the policy names by enum value, the root attributes."""
+    return load_timeline(path, die)
+
 
 
 def imbalance(values):

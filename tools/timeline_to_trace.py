@@ -23,6 +23,7 @@ counts them).
 Needs h5py and numpy (Debian: apt-get install python3-h5py).
 """
 import json
+import os
 import sys
 
 COUNTERS = {
@@ -42,23 +43,14 @@ try:
 except ImportError as e:  # pragma: no cover - depends on the machine
     die(f"{e.name or e} is missing: install it with `apt-get install python3-h5py` (or `pip install h5py`)", 3)
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timeline_io import load_timeline  # noqa: E402
+
 
 def load(path):
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        die(f"cannot open '{path}' as HDF5: {e}")
-    with f:
-        if "timeline" not in f:
-            die(f"'{path}' has no /timeline dataset (is it a moe-ep timeline?)")
-        ds = f["timeline"]
-        rows = ds[...]
-        enum = h5py.check_enum_dtype(ds.dtype["policy"]) or {}
-        attrs = {k: f.attrs[k] for k in f.attrs}
-    names = {int(v): k for k, v in enum.items()}
-    if not names and "policies" in attrs:
-        names = {i: str(p) for i, p in enumerate(attrs["policies"])}
-    return rows, names, attrs
+    """The /timeline rows, the policy names by enum value, the root attributes."""
+    return load_timeline(path, die)
+
 
 
 def phases_of(rows):

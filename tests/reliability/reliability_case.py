@@ -41,24 +41,12 @@ import time
 
 import h5py
 import numpy as np
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+from casekit import check, failures, finish  # noqa: E402,F401
+
 
 TINY = ["--tokens", "64", "--hidden", "8", "--ffn", "8", "--quiet"]
-failures = []
 
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, flush=True)
-    return cond
-
-
-def finish():
-    if failures:
-        print(f"{len(failures)} failure(s)")
-        return 1
-    print("ok")
-    return 0
 
 
 def run(cmd, timeout=120, **kw):

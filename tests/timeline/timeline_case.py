@@ -28,6 +28,9 @@ import sys
 
 import h5py
 import numpy as np
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools"))
+from casekit import check, failures, finish  # noqa: E402,F401
+
 
 SMALL = ["--tokens", "256", "--hidden", "64", "--ffn", "64", "--quiet"]
 N, K = 32, 4  # the small preset's experts and top-k
@@ -36,14 +39,6 @@ FIELDS = ["policy", "step", "layer", "rank", "slots_routed", "slots_native", "sl
           "t_route", "t_plan", "t_dispatch", "t_weights", "t_compute", "t_combine", "busy_s", "peak_bytes"]
 LOAD_FIELDS = ["policy", "step", "layer", "expert", "slots"]
 
-failures = []
-
-
-def check(cond, what):
-    if not cond:
-        failures.append(what)
-        print("FAIL:", what, flush=True)
-    return cond
 
 
 def run(cmd, env=None, timeout=120, show=True):
@@ -338,10 +333,6 @@ def case_plot(a):
         ok = os.path.isfile(png) and open(png, "rb").read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(png) > 10000
         check(ok, f"{png} is not a plausible PNG")
 
-
-def finish():
-    print("ok" if not failures else f"{len(failures)} check(s) failed")
-    return 1 if failures else 0
 
 
 def main():
