@@ -17,6 +17,11 @@
 //   BM_TileSweep/rows:R/D:D/H:H/tile:T
 //       the same measurement at R = 8192 over tiles 64 ... 8192 (the sweep
 //       that chose the default tile).
+//   BM_Shape/FfnVsSgemm/rows:R/D:D/H:H/tile:T, from --shape=R,D,H[,T] (this
+//       program's own flag, may be repeated): the same measurement for one
+//       shape and tile (default tile when T is absent or 0; T = R computes the
+//       block in one tile, as before tiling). bench/layer_step_bound.py
+//       measures the sgemm rate with it.
 // Fewer iterations at large blocks: each runs at least 3 iterations and
 // about 2 s (at 100 GFLOP/s) per side at most 30 iterations. Run with one BLAS
 // thread: OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1.
@@ -230,16 +235,17 @@ void register_large() {
     }
   }
 }
-// --shape=R,D,H: removed from argv; registers BM_Shape/FfnVsSgemm for it.
+// --shape=R,D,H[,T]: removed from argv; registers BM_Shape/FfnVsSgemm for it.
 void register_shape_flag(int& argc, char** argv) {
   int out = 1;
   for (int i = 1; i < argc; ++i) {
-    long long r = 0, d = 0, h = 0;
-    if (std::sscanf(argv[i], "--shape=%lld,%lld,%lld", &r, &d, &h) == 3 && r > 0 && d > 0 && h > 0) {
+    long long r = 0, d = 0, h = 0, t = 0;
+    const int got = std::sscanf(argv[i], "--shape=%lld,%lld,%lld,%lld", &r, &d, &h, &t);
+    if (got >= 3 && r > 0 && d > 0 && h > 0 && t >= 0) {
       const Shape s{r, d, h};
       benchmark::RegisterBenchmark("BM_Shape/FfnVsSgemm", BM_FfnVsSgemm)
           ->ArgNames({"rows", "D", "H", "tile"})
-          ->Args({r, d, h, 0})
+          ->Args({r, d, h, t})
           ->Iterations(iterations_for(s))
           ->UseManualTime()
           ->Unit(benchmark::kMillisecond);
