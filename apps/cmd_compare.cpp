@@ -64,7 +64,7 @@ void add_common(CLI::App* cmd, CompareOptions& o) {
   cmd->add_option("--ffn-tile", o.ffn_tile_rows,
                   "Rows per expert-FFN tile: each expert block runs in tiles of this many rows, so the gate/up and "
                   "activation workspaces are bounded by the tile, not the largest block (results are unchanged). "
-                  "0 = the whole block at once")
+                  "0 = the default, chosen by measurement (docs/performance.md, Expert FFN row tile)")
       ->capture_default_str()
       ->check(at_least(0))
       ->group("Run");

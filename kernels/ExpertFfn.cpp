@@ -3,6 +3,8 @@
 #include "kernels/Gemm.hpp"
 #include "kernels/KokkosMath.hpp"
 
+#include <stdexcept>
+
 namespace moe {
 
 namespace {
@@ -110,16 +112,38 @@ void add_row_bias(const UnmanagedMatrix& y, const float* bias) {
       KOKKOS_LAMBDA(const int64_t i, const int64_t j) { y(i, j) += bias[j]; });
 }
 
+int64_t default_ffn_tile_rows(int64_t hidden, int64_t ffn) {
+  (void)hidden;
+  (void)ffn;
+  return kDefaultFfnTileRows;
+}
+
+int64_t ffn_workspace_rows(int64_t block_rows, int64_t tile_rows) {
+  if (tile_rows < 1) tile_rows = 1;
+  return block_rows < tile_rows ? (block_rows < 0 ? 0 : block_rows) : tile_rows;
+}
+
 void expert_ffn(const ConstUnmanagedMatrix& x, const ExpertWeightsView& w, const ActivationParams& p,
                 const UnmanagedMatrix& gu_ws, const UnmanagedMatrix& act_ws, const UnmanagedMatrix& y) {
   const int64_t n = static_cast<int64_t>(x.extent(0));
   if (n == 0) return;
-  UnmanagedMatrix gu = row_block(gu_ws, 0, n);
-  UnmanagedMatrix act = row_block(act_ws, 0, n);
-  gemm_nn(x, w.w_gu, gu);
-  swiglu_activation(gu, w.b_gu, p, act);
-  gemm_nn(act, w.w_d, y);
-  add_row_bias(y, w.b_d);
+  const int64_t ws_rows = static_cast<int64_t>(gu_ws.extent(0) < act_ws.extent(0) ? gu_ws.extent(0) : act_ws.extent(0));
+  if (ws_rows < 1) throw std::invalid_argument("moe::expert_ffn: empty workspace for a non-empty block");
+  const int64_t tile = ws_rows < n ? ws_rows : n;
+  // Row tiles: each tile's gate/up block (tile x 2H) and activation (tile x H)
+  // are produced and consumed while still in cache. Every operand is a row
+  // range of a row-major matrix, hence contiguous LayoutRight: the GEMMs stay
+  // on the BLAS path.
+  for (int64_t r0 = 0; r0 < n; r0 += tile) {
+    const int64_t t = n - r0 < tile ? n - r0 : tile;
+    const UnmanagedMatrix gu = row_block(gu_ws, 0, t);
+    const UnmanagedMatrix act = row_block(act_ws, 0, t);
+    const UnmanagedMatrix y_t = row_block(y, r0, t);
+    gemm_nn(row_block(x, r0, t), w.w_gu, gu);
+    swiglu_activation(gu, w.b_gu, p, act);
+    gemm_nn(act, w.w_d, y_t);
+    add_row_bias(y_t, w.b_d);
+  }
 }
 
 }  // namespace moe

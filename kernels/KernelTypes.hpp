@@ -42,5 +42,9 @@ inline UnmanagedMatrix row_block(const UnmanagedMatrix& m, int64_t begin, int64_
   return UnmanagedMatrix(m.data() + begin * static_cast<int64_t>(m.extent(1)), static_cast<size_t>(count),
                          m.extent(1));
 }
+inline ConstUnmanagedMatrix row_block(const ConstUnmanagedMatrix& m, int64_t begin, int64_t count) {
+  return ConstUnmanagedMatrix(m.data() + begin * static_cast<int64_t>(m.extent(1)), static_cast<size_t>(count),
+                              m.extent(1));
+}
 
 }  // namespace moe

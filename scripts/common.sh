@@ -11,3 +11,12 @@ export OMPI_MCA_btl="${OMPI_MCA_btl:-self,vader,tcp}"
 export OMPI_MCA_rmaps_base_oversubscribe="${OMPI_MCA_rmaps_base_oversubscribe:-1}"
 # GNU nproc obeys OMP_NUM_THREADS, which is 1 above: ask without it.
 jobs_for_build() { local n; n=$(env -u OMP_NUM_THREADS nproc 2>/dev/null || echo 2); echo "$n"; }
+# mpi_yield_if_oversubscribed RANKS: with more ranks than cores, ranks waiting in
+# MPI yield their core (sched_yield) instead of busy-polling it, so the ranks that
+# compute get the cores: Open MPI's mpi_yield_when_idle (docs/slurm.md). A value
+# already in the environment wins (OMPI_MCA_mpi_yield_when_idle=0 to compare).
+mpi_yield_if_oversubscribed() {
+  if [ "$1" -gt "$(jobs_for_build)" ]; then
+    export OMPI_MCA_mpi_yield_when_idle="${OMPI_MCA_mpi_yield_when_idle:-1}"
+  fi
+}

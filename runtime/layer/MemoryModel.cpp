@@ -3,13 +3,10 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "kernels/ExpertFfn.hpp"
 #include "runtime/layer/WorkSplit.hpp"
 
 namespace moe {
-
-int64_t ffn_workspace_rows(int64_t largest_block, int64_t tile_rows) {
-  return tile_rows > 0 ? std::min(largest_block, tile_rows) : largest_block;
-}
 
 std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, const ModelShape& s, int num_layers,
                                      int64_t ffn_tile_rows) {
@@ -26,7 +23,7 @@ std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, 
     const int64_t tokens = slots / std::max(1, s.top_k);
     const int64_t sent = plan.slot_order == SlotOrder::Position ? split.kept_rows(r) : slots;
     const RankWork& w = split.work[static_cast<size_t>(r)];
-    const int64_t ws_rows = ffn_workspace_rows(w.largest_block(), ffn_tile_rows);
+    const int64_t ws_rows = ffn_workspace_rows(w.largest_block(), LayerOptions{ffn_tile_rows}.tile_rows(s));
     const int64_t compute = 2 * tokens * D                 // tokens and output
                             + sent * D + w.slots * D       // dispatch send and receive buffers
                             + 2 * w.slots * D              // expert-major input and output

@@ -11,18 +11,15 @@
 #include "policies/Plan.hpp"
 #include "policies/Policy.hpp"
 #include "runtime/common/ModelConfig.hpp"
+#include "runtime/layer/LayerOptions.hpp"
 
 namespace moe {
-
-/// Rows of the expert-FFN workspaces (gate/up, activation) for a rank whose
-/// largest expert block has `largest_block` rows: the tile when one is set
-/// and smaller, else the whole block.
-int64_t ffn_workspace_rows(int64_t largest_block, int64_t tile_rows);
 
 /// Peak bytes of the runtime's tracked buffers on every rank while executing
 /// `plan` (the expert-compute phase): native weights and router of all
 /// `num_layers` layers, imported weights, tokens and output, dispatch buffers,
-/// expert-major blocks and the FFN workspaces (tile-bounded). It is exactly
+/// expert-major blocks and the FFN workspaces of min(largest block,
+/// `ffn_tile_rows`) rows (LayerOptions::tile_rows: 0 = the default tile). It is exactly
 /// what MemoryTracker measures (tests/unit/test_memory_model.cpp,
 /// tests/mpi/test_layer_mpi.cpp).
 std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, const ModelShape& shape,

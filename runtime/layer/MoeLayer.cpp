@@ -210,7 +210,7 @@ void MoeLayer::compute_experts(StepState& st) {
   BusyScope busy(st.T(), Phase::Compute);
   const DispatchLayout& L = st.layout;
   const int64_t rows = L.total_recv();
-  const int64_t tile = ffn_workspace_rows(L.largest_block(), options_.ffn_tile_rows);
+  const int64_t tile = ffn_workspace_rows(L.largest_block(), options_.tile_rows(shape_));
   Workspace::Lease x_experts = expert_in_ws_.lease(rows), y_experts = expert_out_ws_.lease(rows);
   Workspace::Lease gate_up = gate_up_ws_.lease(tile), activation = act_ws_.lease(tile);
   gather_rows(st.recv.view(), st.regroup, x_experts.view());

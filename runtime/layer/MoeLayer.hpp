@@ -19,6 +19,7 @@
 #include "runtime/common/ModelConfig.hpp"
 #include "runtime/layer/DispatchLayout.hpp"
 #include "runtime/layer/ExpertStore.hpp"
+#include "runtime/layer/LayerOptions.hpp"
 #include "runtime/layer/MemoryModel.hpp"
 #include "runtime/layer/MemoryTracker.hpp"
 #include "runtime/layer/Router.hpp"
@@ -42,11 +43,6 @@ struct StepTrace {
   bool executed = true;           // false when the plan did not fit the budget
   std::string oom_reason;
   std::optional<double> alpha_used;  // a policy that re-planned to fit: the parameter it used
-};
-
-/// How the layer runs (not what it computes: results do not depend on these).
-struct LayerOptions {
-  int64_t ffn_tile_rows = 0;  // rows per expert-FFN tile; 0: a whole expert block at once
 };
 
 class MoeLayer {

@@ -29,7 +29,7 @@ struct LayerSetup {
   }
 };
 
-void run_and_check(const std::string& policy_name, const std::string& scenario, int layers) {
+void run_and_check(const std::string& policy_name, const std::string& scenario, int layers, int64_t tile = 0) {
   LayerSetup s;
   const int P = s.comm.size(), me = s.comm.rank();
   PolicyParams params;
@@ -38,7 +38,8 @@ void run_and_check(const std::string& policy_name, const std::string& scenario, 
   const ScenarioSpec spec = ScenarioSpec::parse(scenario);
   std::vector<std::unique_ptr<MoeLayer>> stack;
   for (int l = 0; l < layers; ++l)
-    stack.push_back(std::make_unique<MoeLayer>(s.shape, l, 3, scenario_source(spec, s.shape, 0.0), s.comm, s.tracker));
+    stack.push_back(std::make_unique<MoeLayer>(s.shape, l, 3, scenario_source(spec, s.shape, 0.0), s.comm, s.tracker,
+                                               LayerOptions{tile}));
   int64_t offset = 0;
   for (int r = 0; r < me; ++r) offset += 300 + 50 * r;
   TrackedMatrix x(s.tracker, "x", s.shape.tokens, s.shape.hidden), out(s.tracker, "out", s.shape.tokens, s.shape.hidden);
@@ -47,7 +48,7 @@ void run_and_check(const std::string& policy_name, const std::string& scenario, 
   const StepRecord rec = stack[0]->forward(x.view(), RoutingKey{3, 0, 0, offset}, *policy, out.view(), &trace);
   ASSERT_TRUE(trace.executed);
 
-  const auto predicted = plan_peak_bytes(trace.plan, trace.loads, s.shape, layers);
+  const auto predicted = plan_peak_bytes(trace.plan, trace.loads, s.shape, layers, tile);
   EXPECT_EQ(rec.peak_bytes, predicted[static_cast<size_t>(me)]) << policy_name << " rank " << me;
   EXPECT_EQ(rec.slots_computed(), trace.plan.rank_loads()[static_cast<size_t>(me)]);
   EXPECT_EQ(rec.slots_routed, s.shape.tokens * s.shape.top_k);
@@ -67,6 +68,9 @@ void run_and_check(const std::string& policy_name, const std::string& scenario, 
 TEST(MoeLayerMpi, PeakMatchesTheMemoryModelUnderEp) { run_and_check("ep", "95:1", 1); }
 TEST(MoeLayerMpi, PeakMatchesTheMemoryModelUnderLlep) { run_and_check("llep", "95:1", 2); }
 TEST(MoeLayerMpi, PeakMatchesTheMemoryModelUnderCapacity) { run_and_check("capacity", "80:2", 1); }
+// Issue 16: with a tile smaller than every block, the measured peak still
+// equals the model, whose workspace term is now tile-bounded.
+TEST(MoeLayerMpi, PeakMatchesTheMemoryModelWithSmallTiles) { run_and_check("ep", "95:1", 1, 16); }
 
 TEST(MoeLayerMpi, BudgetStopsThePlanOnEveryRank) {
   LayerSetup s;

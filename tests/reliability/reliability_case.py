@@ -301,12 +301,12 @@ def case_json_disk_full(a):
 
 def case_oom_results(a):
     js = os.path.join(a.workdir, "r.json")
-    p = mpi(a, 4, ["compare", "--policies", "ep,llep", "--scenario", "95:1", "--check", "--mem-budget", "60",
+    p = mpi(a, 4, ["compare", "--policies", "ep,llep", "--scenario", "95:1", "--check", "--mem-budget", "40",
                    "--json", js, "--quiet"], timeout=200)
     check(p.returncode == 0, "the budget run failed")
     with open(js) as f:
         res = {q["name"]: q for q in json.load(f)["policies"]}
-    check(res["ep"]["status"] == "oom", "ep is not OOM under --mem-budget 60")
+    check(res["ep"]["status"] == "oom", "ep is not OOM under --mem-budget 40")
     check(res["ep"]["max_rel_err"] is None, f"OOM ep reports max_rel_err {res['ep']['max_rel_err']}, expected null")
     check(res["ep"]["max_rel_err_full"] is None, "OOM ep reports a max_rel_err_full")
     check(res["llep"]["status"] == "ok" and isinstance(res["llep"]["max_rel_err"], float), "llep did not run and check")

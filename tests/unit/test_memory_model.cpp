@@ -30,6 +30,25 @@ TEST(MemoryModel, EpHotRankNeedsTheMost) {
   EXPECT_EQ(peak[1], weights + 4 * std::max<int64_t>(2 * 5 * 8 + 5 * 8, 2 * 5 * 8 + 5 * 3));
 }
 
+TEST(MemoryModel, FfnWorkspaceIsBoundedByTheTileNotTheLargestBlock) {
+  const ModelShape s = tiny();
+  LoadMatrix loads(3, 3);
+  loads.at(0, 0) = 900;  // rank 0's block of expert 0: 1000 rows
+  loads.at(1, 0) = 50;
+  loads.at(2, 0) = 50;
+  const Plan ep = ep_plan(loads.expert_loads(), 3, "ep");
+  const auto whole = plan_peak_bytes(ep, loads, s, 1, 1 << 20);  // a tile larger than any block
+  const auto tiled = plan_peak_bytes(ep, loads, s, 1, 64);
+  // gate/up (2H) and activation (H) workspaces: 1000 rows untiled, 64 tiled.
+  EXPECT_EQ(whole[0] - tiled[0], (1000 - 64) * 3 * s.ffn * 4);
+  // A larger block (2000 rows) costs the tiled workspace nothing more.
+  LoadMatrix bigger = loads;
+  bigger.at(0, 0) = 1900;
+  const auto tiled_bigger = plan_peak_bytes(ep_plan(bigger.expert_loads(), 3, "ep"), bigger, s, 1, 64);
+  const auto whole_bigger = plan_peak_bytes(ep_plan(bigger.expert_loads(), 3, "ep"), bigger, s, 1, 1 << 20);
+  EXPECT_EQ(whole_bigger[0] - tiled_bigger[0], (2000 - 64) * 3 * s.ffn * 4);
+}
+
 TEST(MemoryModel, LlepChangesAlphaToFitWhenItsFirstPlanDoesNot) {
   // 3 ranks, 100 slots on expert 0 (from all ranks alike): at alpha = 1
   // (m_alpha = 33) the 67 spilled slots cannot be split into chunks >= 40, so

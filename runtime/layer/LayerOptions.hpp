@@ -1,0 +1,22 @@
+#pragma once
+// How the layer runs — not what it computes: results do not depend on these.
+
+#include <cstdint>
+
+#include "kernels/ExpertFfn.hpp"
+#include "runtime/common/ModelConfig.hpp"
+
+namespace moe {
+
+struct LayerOptions {
+  /// Rows per expert-FFN tile (--ffn-tile): each expert block runs in tiles of
+  /// this many rows, so the gate/up and activation workspaces are bounded by
+  /// the tile, not by the largest block. 0: the measured default for the shape.
+  int64_t ffn_tile_rows = 0;
+
+  int64_t tile_rows(const ModelShape& s) const {
+    return ffn_tile_rows > 0 ? ffn_tile_rows : default_ffn_tile_rows(s.hidden, s.ffn);
+  }
+};
+
+}  // namespace moe
