@@ -122,24 +122,28 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
 }
 
 void add_policy_options(CLI::App* cmd, PolicyParams& p) {
-  cmd->add_option("--alpha", p.alpha, "LLEP: per-rank capacity m_alpha = alpha * total/P, > 0")
-      ->capture_default_str()
-      ->group("Policy parameters");
-  cmd->add_option("--min-chunk", p.min_chunk, "LLEP: m, smallest spill worth a GEMM (slots), >= 1")
-      ->capture_default_str()
-      ->group("Policy parameters");
-  cmd->add_option("--lambda", p.lambda, "LLEP: rebalance only when EP's max/mean rank load >= lambda, >= 1")
-      ->capture_default_str()
-      ->group("Policy parameters");
-  cmd->add_option("--capacity-factor", p.capacity_factor,
-                  "capacity: each expert keeps at most ceil(cf * total_slots / N) slots, > 0")
-      ->capture_default_str()
-      ->group("Policy parameters");
-  cmd->add_option("--drop-policy", p.drop_policy,
-                  "capacity: which slots are dropped: position (keep the first C in global order) "
-                  "or probs (keep the C highest gate weights)")
-      ->capture_default_str()
-      ->group("Policy parameters");
+  // One flag per declared parameter (each policy's own file declares them).
+  for (const ParamSpec& spec : all_param_specs()) {
+    std::string help = spec.help;
+    if (spec.kind == ParamSpec::Kind::Choice) help += " (valid: " + spec.valid_text() + ")";
+    help += " [default: " + spec.default_text() + "]";
+    cmd->add_option_function<std::string>(
+           spec.flag(),
+           [&p, spec](const std::string& v) {
+             if (spec.kind == ParamSpec::Kind::Choice) {
+               p.set(spec.name, v);
+               return;
+             }
+             char* end = nullptr;
+             errno = 0;
+             const double x = v.empty() ? NAN : std::strtod(v.c_str(), &end);
+             if (v.empty() || end != v.c_str() + v.size() || errno == ERANGE)
+               throw CLI::ValidationError(spec.flag(), "must be a number (got '" + v + "')");
+             p.set(spec.name, x);
+           },
+           help)
+        ->group("Policy parameters");
+  }
 }
 
 void add_scenario_options(CLI::App* cmd, std::string& scenario, uint64_t& seed) {

@@ -44,9 +44,9 @@ void print_table(const RunConfig& cfg, const ComparisonResult& res, std::FILE* o
                res.num_ranks, s.preset.c_str(), s.num_experts, s.hidden, s.ffn, s.top_k,
                activation_name(s.activation).c_str(), static_cast<long long>(cfg.tokens_on(0)),
                cfg.scenario.text.c_str(), static_cast<unsigned long long>(cfg.seed), cfg.steps, cfg.layers);
-  std::fprintf(out, "# %-9s %6s %11s %11s %10s %8s %11s %11s %9s %9s %9s %12s\n", "policy", "status",
-               "makespan_s", "mean_busy_s", "max/mean", "speedup", "tokens_MiB", "weights_MiB", "peak_MiB", "dropped",
-               "dropped_%", "max_rel_err");
+  std::fprintf(out, "# %-9s %6s %11s %11s %10s %8s %11s %11s %9s %9s %12s %9s %9s %12s\n", "policy", "status",
+               "makespan_s", "mean_busy_s", "max/mean", "speedup", "tokens_MiB", "weights_MiB", "moved_MiB",
+               "peak_MiB", "resident_MiB", "dropped", "dropped_%", "max_rel_err");
   for (const auto& p : res.policies) {
     int64_t peak = 0;
     for (int64_t b : p.rank_peak_bytes) peak = std::max(peak, b);
@@ -59,13 +59,17 @@ void print_table(const RunConfig& cfg, const ComparisonResult& res, std::FILE* o
       std::fprintf(out, "  %-9s %6s %s\n", p.name.c_str(), p.status.c_str(), p.status_detail.c_str());
       continue;
     }
-    std::fprintf(out, "  %-9s %6s %11.4f %11.4f %10.2f %8s %11.2f %11.2f %9.2f %9lld %9.2f %12s\n", p.name.c_str(),
-                 p.status.c_str(), p.makespan_s, p.mean_busy_s(), p.slot_imbalance(), speed, mib(p.token_bytes),
-                 mib(p.weight_bytes), mib(peak), static_cast<long long>(p.dropped_slots), p.dropped_percent(), err);
+    std::fprintf(out, "  %-9s %6s %11.4f %11.4f %10.2f %8s %11.2f %11.2f %9.2f %9.2f %12.2f %9lld %9.2f %12s\n",
+                 p.name.c_str(), p.status.c_str(), p.makespan_s, p.mean_busy_s(), p.slot_imbalance(), speed,
+                 mib(p.token_bytes), mib(p.weight_bytes), mib(p.placement_bytes), mib(peak),
+                 mib(p.max_resident_bytes()), static_cast<long long>(p.dropped_slots), p.dropped_percent(), err);
   }
   std::fprintf(out,
                "# makespan = sum over layer-steps of the busiest rank's busy (CPU) time; max/mean = rank slots per "
                "layer-step; speedup = ep makespan / makespan\n");
+  std::fprintf(out,
+               "# weights_MiB: all expert weights sent; moved_MiB: the part that placed resident replicas "
+               "(re-placements); resident_MiB: replicas held on the fullest rank\n");
   std::fprintf(out, "# max_rel_err: exact policies vs the reference; dropping policies vs the full reference\n");
   for (const auto& p : res.policies)
     if (non_finite(p.max_rel_err) || non_finite(p.max_rel_err_full))
@@ -108,11 +112,13 @@ nlohmann::json model_json(const ModelShape& s) {
 }
 
 nlohmann::json policy_params_json(const PolicyParams& p) {
-  return {{"alpha", p.alpha},
-          {"min_chunk", p.min_chunk},
-          {"lambda", p.lambda},
-          {"capacity_factor", p.capacity_factor},
-          {"drop_policy", p.drop_policy}};
+  nlohmann::json j = nlohmann::json::object();
+  for (const ParamSpec& s : all_param_specs()) {
+    if (s.kind == ParamSpec::Kind::Choice) j[s.json_key()] = p.text(s.name);
+    else if (s.kind == ParamSpec::Kind::Integer) j[s.json_key()] = p.integer(s.name);
+    else j[s.json_key()] = p.number(s.name);
+  }
+  return j;
 }
 
 nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& res) {
@@ -147,6 +153,8 @@ nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& res) {
         {"slot_imbalance", p.slot_imbalance()},
         {"token_bytes", p.token_bytes},
         {"weight_bytes", p.weight_bytes},
+        {"placement_bytes", p.placement_bytes},
+        {"resident_bytes_per_rank", p.rank_resident_bytes()},
         {"dropped_slots", p.dropped_slots},
         {"dropped_percent", p.dropped_percent()},
         {"makespan_s", p.makespan_s},

@@ -26,17 +26,23 @@ int64_t expert_capacity(double capacity_factor, int64_t total_slots, int num_exp
 
 namespace {
 
-/// Only the parameters the capacity policy reads, checked with the shared messages.
-void check_capacity_params(const PolicyParams& p) {
-  PolicyParams mine;
-  mine.capacity_factor = p.capacity_factor;
-  mine.drop_policy = p.drop_policy;
-  if (auto why = validate_policy_params(mine); !why.empty()) throw std::invalid_argument(why);
+struct CapacityParams {
+  double capacity_factor = 1.0;
+  bool by_probs = false;  // drop-policy probs: keep the C highest gates
+};
+
+CapacityParams capacity_params_from(const PolicyParams& p) {
+  for (const auto& s : capacity_param_specs()) {
+    const std::string why =
+        s.kind == ParamSpec::Kind::Choice ? s.check(p.text(s.name)) : s.check(p.number(s.name));
+    if (!why.empty()) throw std::invalid_argument(why);
+  }
+  return {p.number("capacity-factor"), p.text("drop-policy") == "probs"};
 }
 
 class CapacityPolicy final : public PlacementPolicy {
  public:
-  explicit CapacityPolicy(const PolicyParams& p) : params_(p) { check_capacity_params(p); }
+  explicit CapacityPolicy(const CapacityParams& p) : params_(p) {}
   std::string name() const override { return "capacity"; }
   bool exact() const override { return false; }
 
@@ -47,7 +53,7 @@ class CapacityPolicy final : public PlacementPolicy {
     Plan plan = ep_plan(expert_loads, num_ranks, name());  // also checks N % P
     // "probs" keeps the C highest gate weights: the runtime numbers each
     // expert's slots by descending gate, so [0, C) is still the kept range.
-    plan.slot_order = params_.drop_policy == "probs" ? SlotOrder::GateDescending : SlotOrder::Position;
+    plan.slot_order = params_.by_probs ? SlotOrder::GateDescending : SlotOrder::Position;
     const int64_t total = std::accumulate(expert_loads.begin(), expert_loads.end(), int64_t{0});
     const int64_t capacity = expert_capacity(params_.capacity_factor, total, plan.num_experts);
     for (int e = 0; e < plan.num_experts; ++e) {
@@ -60,13 +66,25 @@ class CapacityPolicy final : public PlacementPolicy {
   }
 
  private:
-  PolicyParams params_;
+  CapacityParams params_;
 };
 
 }  // namespace
 
+const std::vector<ParamSpec>& capacity_param_specs() {
+  static const std::vector<ParamSpec> kSpecs = {
+      ParamSpec::real("capacity-factor", 1.0,
+                      "capacity: each expert keeps at most ceil(cf * total_slots / N) slots, > 0")
+          .at_least(0.0, true),
+      ParamSpec::choice("drop-policy", {"position", "probs"},
+                        "capacity: which slots are dropped: position (keep the first C in global order) "
+                        "or probs (keep the C highest gate weights)"),
+  };
+  return kSpecs;
+}
+
 std::unique_ptr<PlacementPolicy> make_capacity_policy(const PolicyParams& params) {
-  return std::make_unique<CapacityPolicy>(params);
+  return std::make_unique<CapacityPolicy>(capacity_params_from(params));
 }
 
 }  // namespace moe

@@ -20,13 +20,18 @@ namespace moe {
 
 namespace {
 
-/// Only the parameters LLEP reads, checked with the shared messages.
-void check_llep_params(const PolicyParams& p) {
-  PolicyParams mine;
-  mine.alpha = p.alpha;
-  mine.min_chunk = p.min_chunk;
-  mine.lambda = p.lambda;
-  if (auto why = validate_policy_params(mine); !why.empty()) throw std::invalid_argument(why);
+/// LLEP's parameters, read once from the declared ones (the planner runs
+/// every step and must not look names up).
+struct LlepParams {
+  double alpha = 1.0;
+  int64_t min_chunk = 1024;
+  double lambda = 1.3;
+};
+
+LlepParams llep_params_from(const PolicyParams& p) {
+  for (const auto& s : llep_param_specs())
+    if (auto why = s.check(p.number(s.name)); !why.empty()) throw std::invalid_argument(why);
+  return {p.number("alpha"), p.integer("min-chunk"), p.number("lambda")};
 }
 
 /// Per-thread buffers of one planning call.
@@ -122,7 +127,7 @@ void append_range(SlotRangeList& ranges, int rank, int64_t start, int64_t end) {
 
 class LlepPolicy final : public PlacementPolicy {
  public:
-  explicit LlepPolicy(const PolicyParams& p) : params_(p) { check_llep_params(p); }
+  explicit LlepPolicy(const LlepParams& p) : params_(p) {}
   std::string name() const override { return "llep"; }
   bool exact() const override { return true; }
 
@@ -216,7 +221,7 @@ class LlepPolicy final : public PlacementPolicy {
     for (int k = 1; k <= 4; ++k) alphas.push_back(params_.alpha * (1.0 + 0.25 * k));
     std::vector<Alternative> out;
     for (double a : alphas) {
-      PolicyParams other = params_;
+      LlepParams other = params_;
       other.alpha = a;
       out.push_back({LlepPolicy(other).plan(loads, P), a});
     }
@@ -224,13 +229,23 @@ class LlepPolicy final : public PlacementPolicy {
   }
   std::optional<double> budget_parameter() const override { return params_.alpha; }
 
-  PolicyParams params_;
+  LlepParams params_;
 };
 
 }  // namespace
 
+const std::vector<ParamSpec>& llep_param_specs() {
+  static const std::vector<ParamSpec> kSpecs = {
+      ParamSpec::real("alpha", 1.0, "LLEP: per-rank capacity m_alpha = alpha * total/P, > 0").at_least(0.0, true),
+      ParamSpec::integer("min-chunk", 1024, "LLEP: m, smallest spill worth a GEMM (slots), >= 1").at_least(1),
+      ParamSpec::real("lambda", 1.3, "LLEP: rebalance only when EP's max/mean rank load >= lambda, >= 1")
+          .at_least(1.0),
+  };
+  return kSpecs;
+}
+
 std::unique_ptr<PlacementPolicy> make_llep_policy(const PolicyParams& params) {
-  return std::make_unique<LlepPolicy>(params);
+  return std::make_unique<LlepPolicy>(llep_params_from(params));
 }
 
 }  // namespace moe

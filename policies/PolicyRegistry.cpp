@@ -1,5 +1,5 @@
 // The one place policies are registered: adding a policy is one file with a
-// factory and one line in kRegistry.
+// factory and its parameter declarations, and one line in kRegistry.
 #include <sstream>
 #include <stdexcept>
 #include <utility>
@@ -8,11 +8,23 @@
 
 namespace moe {
 namespace {
-const std::vector<std::pair<std::string, PolicyFactory>>& registry() {
-  static const std::vector<std::pair<std::string, PolicyFactory>> kRegistry = {
-      {"ep", make_ep_policy},
-      {"capacity", make_capacity_policy},
-      {"llep", make_llep_policy},
+struct Entry {
+  std::string name;
+  PolicyFactory factory;
+  const std::vector<ParamSpec>& (*params)();
+};
+
+const std::vector<ParamSpec>& no_params() {
+  static const std::vector<ParamSpec> kNone;
+  return kNone;
+}
+
+const std::vector<Entry>& registry() {
+  static const std::vector<Entry> kRegistry = {
+      {"ep", make_ep_policy, no_params},
+      {"capacity", make_capacity_policy, capacity_param_specs},
+      {"llep", make_llep_policy, llep_param_specs},
+      {"eplb", make_eplb_policy, eplb_param_specs},
   };
   return kRegistry;
 }
@@ -20,13 +32,13 @@ const std::vector<std::pair<std::string, PolicyFactory>>& registry() {
 
 std::vector<std::string> policy_names() {
   std::vector<std::string> names;
-  for (const auto& [name, factory] : registry()) names.push_back(name);
+  for (const auto& e : registry()) names.push_back(e.name);
   return names;
 }
 
 std::unique_ptr<PlacementPolicy> make_policy(const std::string& name, const PolicyParams& params) {
-  for (const auto& [n, factory] : registry())
-    if (n == name) return factory(params);
+  for (const auto& e : registry())
+    if (e.name == name) return e.factory(params);
   std::ostringstream msg;
   msg << "unknown policy '" << name << "' (valid:";
   for (const auto& n : policy_names()) msg << ' ' << n;
@@ -34,14 +46,36 @@ std::unique_ptr<PlacementPolicy> make_policy(const std::string& name, const Poli
   throw std::invalid_argument(msg.str());
 }
 
+const std::vector<ParamSpec>& policy_param_specs(const std::string& name) {
+  for (const auto& e : registry())
+    if (e.name == name) return e.params();
+  return no_params();
+}
+
+std::vector<ParamSpec> all_param_specs() {
+  std::vector<ParamSpec> out;
+  for (const auto& e : registry())
+    for (const auto& s : e.params()) {
+      bool seen = false;
+      for (const auto& o : out) seen = seen || o.name == s.name;
+      if (!seen) out.push_back(s);
+    }
+  return out;
+}
+
+const ParamSpec* find_param_spec(const std::string& name) {
+  for (const auto& e : registry())
+    for (const auto& s : e.params())
+      if (s.name == name) return &s;
+  return nullptr;
+}
+
 std::string validate_policy_params(const PolicyParams& p) {
-  if (!(p.alpha > 0.0)) return "--alpha must be > 0 (got " + std::to_string(p.alpha) + ")";
-  if (p.min_chunk < 1) return "--min-chunk must be >= 1 (got " + std::to_string(p.min_chunk) + ")";
-  if (!(p.lambda >= 1.0)) return "--lambda must be >= 1.0 (got " + std::to_string(p.lambda) + ")";
-  if (!(p.capacity_factor > 0.0))
-    return "--capacity-factor must be > 0 (got " + std::to_string(p.capacity_factor) + ")";
-  if (p.drop_policy != "position" && p.drop_policy != "probs")
-    return "--drop-policy must be 'position' or 'probs' (got '" + p.drop_policy + "')";
+  for (const auto& s : all_param_specs()) {
+    if (!p.is_set(s.name)) continue;
+    const std::string why = s.kind == ParamSpec::Kind::Choice ? s.check(p.text(s.name)) : s.check(p.number(s.name));
+    if (!why.empty()) return why;
+  }
   return {};
 }
 

@@ -33,7 +33,7 @@ void run_and_check(const std::string& policy_name, const std::string& scenario, 
   LayerSetup s;
   const int P = s.comm.size(), me = s.comm.rank();
   PolicyParams params;
-  params.min_chunk = 16;
+  params.set("min-chunk", 16);
   auto policy = make_policy(policy_name, params);
   const ScenarioSpec spec = ScenarioSpec::parse(scenario);
   std::vector<std::unique_ptr<MoeLayer>> stack;

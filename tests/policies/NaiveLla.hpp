@@ -34,16 +34,17 @@ inline NaiveLlep naive_llep(const std::vector<int64_t>& loads, int P, const Poli
 
   std::vector<int64_t> ep_rank(P, 0);
   for (int e = 0; e < N; ++e) ep_rank[e / M] += loads[e];
-  if (imbalance(ep_rank) < params.lambda) {  // EP: every expert whole on e / M
+  if (imbalance(ep_rank) < params.number("lambda")) {  // EP: every expert whole on e / M
     for (int e = 0; e < N; ++e)
       if (loads[e] > 0) out.plan.assignments[e].push_back({e / M, 0, loads[e]});
     return out;
   }
   out.ran_lla = true;
   const int64_t total = std::accumulate(loads.begin(), loads.end(), int64_t{0});
-  out.m_alpha = std::max<int64_t>(1, static_cast<int64_t>(std::floor(params.alpha * static_cast<double>(total / P))));
+  const int64_t per_rank = total / P;  // floor(total / P), as LLEP
+  out.m_alpha = std::max<int64_t>(1, static_cast<int64_t>(std::floor(params.number("alpha") * static_cast<double>(per_rank))));
   const int64_t m_alpha = out.m_alpha;
-  const int64_t m = params.min_chunk;
+  const int64_t m = params.integer("min-chunk");
 
   std::vector<int64_t> pending = ep_rank, assigned(P, 0);
   std::vector<int> experts;

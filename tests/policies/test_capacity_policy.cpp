@@ -9,13 +9,13 @@ namespace {
 
 PolicyParams capacity(double cf, const std::string& drop = "position") {
   PolicyParams p;
-  p.capacity_factor = cf;
-  p.drop_policy = drop;
+  p.set("capacity-factor", cf);
+  p.set("drop-policy", drop);
   return p;
 }
 
 Plan plan_of(const std::vector<int64_t>& loads, int P, const PolicyParams& params) {
-  const Plan plan = make_policy("capacity", params)->plan(LoadMatrix::from_expert_loads(loads), P);
+  Plan plan = make_policy("capacity", params)->plan(LoadMatrix::from_expert_loads(loads), P);
   EXPECT_EQ(validate_plan(plan, loads), "");
   return plan;
 }

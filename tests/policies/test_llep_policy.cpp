@@ -13,16 +13,16 @@ using namespace moe;
 namespace {
 
 Plan llep(const std::vector<int64_t>& loads, int P, const PolicyParams& params) {
-  const Plan plan = make_policy("llep", params)->plan(LoadMatrix::from_expert_loads(loads), P);
+  Plan plan = make_policy("llep", params)->plan(LoadMatrix::from_expert_loads(loads), P);
   EXPECT_EQ(validate_plan(plan, loads), "");
   return plan;
 }
 
 PolicyParams with(double alpha, int64_t m, double lambda) {
   PolicyParams p;
-  p.alpha = alpha;
-  p.min_chunk = m;
-  p.lambda = lambda;
+  p.set("alpha", alpha);
+  p.set("min-chunk", m);
+  p.set("lambda", lambda);
   return p;
 }
 
@@ -176,8 +176,8 @@ TEST(LlepPolicy, MatchesTheNaiveReferenceOnRandomLoads) {
     const test::NaiveLlep ref = test::naive_llep(c.loads, c.P, params);
     const Plan got = make_policy("llep", params)->plan(LoadMatrix::from_expert_loads(c.loads), c.P);
     ASSERT_EQ(got, ref.plan) << "case " << i << ": P = " << c.P << ", N = " << c.loads.size()
-                             << ", alpha = " << params.alpha << ", m = " << params.min_chunk
-                             << ", lambda = " << params.lambda;
+                             << ", alpha = " << params.number("alpha") << ", m = " << params.integer("min-chunk")
+                             << ", lambda = " << params.number("lambda");
     lla_runs += ref.ran_lla;
     forced_runs += std::count(ref.forced.begin(), ref.forced.end(), true) > 0;
   }

@@ -24,16 +24,16 @@ PolicyParams random_llep_params(std::mt19937_64& rng) {
   const std::vector<int64_t> chunks = {1, 3, 100, 1024};
   const std::vector<double> lambdas = {1.0, 1.3, 1.5, 3.0};
   PolicyParams p;
-  p.alpha = alphas[rng() % alphas.size()];
-  p.min_chunk = chunks[rng() % chunks.size()];
-  p.lambda = lambdas[rng() % lambdas.size()];
+  p.set("alpha", alphas[rng() % alphas.size()]);
+  p.set("min-chunk", chunks[rng() % chunks.size()]);
+  p.set("lambda", lambdas[rng() % lambdas.size()]);
   return p;
 }
 
 std::string describe(const test::LoadCase& c, const PolicyParams& p) {
   std::ostringstream s;
-  s << "P = " << c.P << ", N = " << c.loads.size() << ", alpha = " << p.alpha << ", m = " << p.min_chunk
-    << ", lambda = " << p.lambda << ", loads =";
+  s << "P = " << c.P << ", N = " << c.loads.size() << ", alpha = " << p.number("alpha") << ", m = " << p.integer("min-chunk")
+    << ", lambda = " << p.number("lambda") << ", loads =";
   for (size_t e = 0; e < c.loads.size() && e < 64; ++e) s << ' ' << c.loads[e];
   return s.str();
 }
@@ -66,7 +66,7 @@ TEST(LlepProperties, HoldOnRandomLoads) {
 
     // Below lambda: exactly EP.
     const Plan ep = ep_plan(c.loads, P, "llep");
-    if (imbalance(ep.rank_loads()) < params.lambda) {
+    if (imbalance(ep.rank_loads()) < params.number("lambda")) {
       EXPECT_EQ(plan, ep);
       continue;
     }
@@ -97,8 +97,9 @@ TEST(LlepProperties, HoldOnRandomLoads) {
     // Capacity. Only a forced remainder takes a rank past m_alpha, and it is
     // always the last range of a foreign expert. Checked two ways: against the
     // ranks the naive reference saw forced, and from the plan alone.
+    const int64_t per_rank = sum(c.loads) / P;  // LLEP floors total / P first
     const int64_t m_alpha =
-        std::max<int64_t>(1, static_cast<int64_t>(params.alpha * static_cast<double>(sum(c.loads) / P)));
+        std::max<int64_t>(1, static_cast<int64_t>(params.number("alpha") * static_cast<double>(per_rank)));
     const test::NaiveLlep ref = test::naive_llep(c.loads, P, params);
     ASSERT_TRUE(ref.ran_lla);
     for (int r = 0; r < P; ++r) {
@@ -149,7 +150,7 @@ TEST(LlepProperties, OneHotExpertSpreadsEvenly) {
       std::vector<int64_t> loads(static_cast<size_t>(P) * 2, 0);
       loads[1] = load;
       PolicyParams p;
-      p.min_chunk = 1;
+      p.set("min-chunk", 1);
       const Plan plan = make_policy("llep", p)->plan(LoadMatrix::from_expert_loads(loads), P);
       ASSERT_EQ(validate_plan(plan, loads), "");
       const int64_t m_alpha = std::max<int64_t>(1, load / P);
@@ -167,9 +168,9 @@ TEST(CapacityProperties, HoldOnRandomLoads) {
     // in integers is an independent reference.
     const int64_t quarters = 1 + static_cast<int64_t>(rng() % 12);
     PolicyParams params;
-    params.capacity_factor = static_cast<double>(quarters) / 4.0;
-    params.drop_policy = rng() % 2 ? "position" : "probs";
-    SCOPED_TRACE(describe(c, params) + ", cf = " + std::to_string(params.capacity_factor));
+    params.set("capacity-factor", static_cast<double>(quarters) / 4.0);
+    params.set("drop-policy", rng() % 2 ? "position" : "probs");
+    SCOPED_TRACE(describe(c, params) + ", cf = " + std::to_string(params.number("capacity-factor")));
     const int64_t total = sum(c.loads);
     const int64_t C = (quarters * total + 4 * N - 1) / (4 * N);
 
@@ -177,7 +178,7 @@ TEST(CapacityProperties, HoldOnRandomLoads) {
     const Plan plan = policy->plan(LoadMatrix::from_expert_loads(c.loads), P);
     ASSERT_EQ(validate_plan(plan, c.loads), "");
     EXPECT_TRUE(plan.transfers.empty());
-    EXPECT_EQ(plan.slot_order, params.drop_policy == "probs" ? SlotOrder::GateDescending : SlotOrder::Position);
+    EXPECT_EQ(plan.slot_order, params.text("drop-policy") == "probs" ? SlotOrder::GateDescending : SlotOrder::Position);
     int64_t dropped = 0;
     for (int e = 0; e < N; ++e) {
       const int64_t kept = std::min(c.loads[e], C);

@@ -60,11 +60,11 @@ TEST(MemoryModel, LlepChangesAlphaToFitWhenItsFirstPlanDoesNot) {
   loads.at(1, 0) = 33;
   loads.at(2, 0) = 33;
   PolicyParams params;
-  params.min_chunk = 40;
+  params.set("min-chunk", 40);
   auto llep = make_policy("llep", params);
   const Plan first = llep->plan(loads, 3);
   PolicyParams two = params;
-  two.alpha = 2.0;
+  two.set("alpha", 2.0);
   const Plan wide = make_policy("llep", two)->plan(loads, 3);
   ASSERT_EQ(first.rank_loads(), (std::vector<int64_t>{33, 67, 0}));
   ASSERT_EQ(wide.rank_loads(), (std::vector<int64_t>{66, 34, 0}));

@@ -42,6 +42,6 @@ TEST(PolicyRegistry, UnknownNamesListTheValidOnes) {
     EXPECT_NE(std::string(e.what()).find("ep"), std::string::npos);
   }
   PolicyParams bad;
-  bad.min_chunk = 0;
+  bad.set("min-chunk", 0);
   EXPECT_NE(validate_policy_params(bad).find("--min-chunk"), std::string::npos);
 }
