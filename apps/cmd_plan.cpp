@@ -89,6 +89,13 @@ nlohmann::ordered_json plan_json(const Plan& plan, double imbalance_before) {
   j["transfers"] = nlohmann::ordered_json::array();
   for (const auto& t : plan.transfers) j["transfers"].push_back({t.expert, t.src, t.dst});
   j["dropped"] = plan.total_dropped();
+  if (!plan.replicas.empty()) {
+    j["replicas"] = plan.replicas;
+    std::vector<int> count(static_cast<size_t>(plan.num_experts), 0);
+    for (const auto& held : plan.replicas)
+      for (int e : held) ++count[static_cast<size_t>(e)];
+    j["replica_count"] = count;
+  }
   j["imbalance_before"] = imbalance_before;
   j["imbalance_after"] = imbalance(plan.rank_loads());
   return j;
@@ -102,13 +109,33 @@ std::string list(const std::vector<int64_t>& v) {
 
 std::string params_text(const PlanOptions& o) {
   std::ostringstream s;
-  if (o.policy == "llep")
-    s << "alpha " << o.params.alpha << ", min-chunk " << o.params.min_chunk << ", lambda " << o.params.lambda;
-  else if (o.policy == "capacity")
-    s << "capacity-factor " << o.params.capacity_factor << ", drop-policy " << o.params.drop_policy;
-  else
-    s << "no parameters";
-  return s.str();
+  for (const ParamSpec& spec : policy_param_specs(o.policy))
+    s << (s.tellp() > 0 ? ", " : "") << spec.name << ' '
+      << (spec.kind == ParamSpec::Kind::Choice ? o.params.text(spec.name) : format_param_number(o.params.number(spec.name)));
+  return s.tellp() > 0 ? s.str() : "no parameters";
+}
+
+// Replicas per rank and the load each rank is predicted to carry when every
+// replica of expert e takes load[e] / replicas[e].
+void print_replicas(const Plan& plan, const std::vector<int64_t>& expert_loads) {
+  std::vector<int> count(static_cast<size_t>(plan.num_experts), 0);
+  for (const auto& held : plan.replicas)
+    for (int e : held) ++count[static_cast<size_t>(e)];
+  std::vector<double> predicted;
+  std::printf("replicas per rank:\n");
+  for (size_t r = 0; r < plan.replicas.size(); ++r) {
+    double load = 0.0;
+    std::printf("  rank %zu:", r);
+    for (int e : plan.replicas[r]) {
+      std::printf(" %d", e);
+      load += static_cast<double>(expert_loads[e]) / count[static_cast<size_t>(e)];
+    }
+    std::printf("  (predicted load %.1f)\n", load);
+    predicted.push_back(load);
+  }
+  const double mean = std::accumulate(predicted.begin(), predicted.end(), 0.0) / static_cast<double>(predicted.size());
+  const double mx = *std::max_element(predicted.begin(), predicted.end());
+  std::printf("predicted max/mean: %.3f\n", mean > 0.0 ? mx / mean : 1.0);
 }
 
 void print_summary(const PlanOptions& o, const Plan& plan, const std::vector<int64_t>& expert_loads,
@@ -138,6 +165,7 @@ void print_summary(const PlanOptions& o, const Plan& plan, const std::vector<int
     std::printf("\n");
   }
   if (!header) std::printf("split experts: none\n");
+  if (!plan.replicas.empty()) print_replicas(plan, expert_loads);
 }
 
 int run_plan(const PlanOptions& o) {
@@ -149,9 +177,10 @@ int run_plan(const PlanOptions& o) {
     throw InputError(std::string("--policy: ") + e.what());
   }
   const LoadMatrix loads = o.loads_given() ? loads_from_list(o) : loads_from_scenario(o);
+  if (auto why = policy->validate_for(loads.num_experts, o.ranks); !why.empty()) throw InputError(why);
   const std::vector<int64_t> expert_loads = loads.expert_loads();
   const Plan plan = policy->plan(loads, o.ranks);
-  const std::vector<int64_t> before = ep_plan(expert_loads, o.ranks, "ep").rank_loads();
+  const std::vector<int64_t> before = ep_plan(expert_loads, o.ranks, kBaselinePolicy).rank_loads();
   if (o.json)
     std::printf("%s\n", plan_json(plan, imbalance(before)).dump().c_str());
   else
@@ -208,7 +237,9 @@ void add_plan_command(CLI::App& app, std::vector<Command>& commands) {
 
   cmd->add_flag("--json", o->json,
                 "Print the plan as JSON: policy, rank_loads, assignments {expert: [[rank, start, end], ...]}, "
-                "transfers [[expert, src, dst], ...], dropped, imbalance_before, imbalance_after")
+                "transfers [[expert, src, dst], ...], dropped, imbalance_before, imbalance_after; a policy "
+                "that places replicas (eplb) adds replicas (per rank, the sorted experts it holds) and "
+                "replica_count (per expert)")
       ->group("Output");
 
   commands.push_back({cmd, /*needs_mpi*/ false, [o] { return run_plan(*o); }});

@@ -70,6 +70,17 @@ std::string validate_plan(const Plan& plan, const std::vector<int64_t>& expert_l
       return err.str();
     }
   }
+  // Resident replicas (EPLB) compute without a per-step transfer.
+  if (!plan.resident.empty() && static_cast<int>(plan.resident.size()) != P)
+    return "plan.resident must have one entry per rank";
+  for (int r = 0; r < static_cast<int>(plan.resident.size()); ++r)
+    for (int e : plan.resident[r]) {
+      if (e < 0 || e >= N || native_rank(e, N, P) == r) {
+        err << "rank " << r << ": resident expert " << e << " is not a foreign expert of this job";
+        return err.str();
+      }
+      helpers.erase({e, r});
+    }
   std::set<std::pair<int, int>> moved;
   for (const auto& t : plan.transfers) {
     if (t.src != native_rank(t.expert, N, P)) {

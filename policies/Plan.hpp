@@ -124,6 +124,15 @@ struct Plan {
   std::vector<SlotRangeList> assignments;
   std::vector<WeightTransfer> transfers;
   std::vector<int64_t> dropped;  // per expert
+  /// Per rank, the foreign experts it holds *resident* across steps (EPLB's
+  /// replicas), ascending; empty for policies that move weights per step. The
+  /// runtime brings a listed expert to its rank (from the expert's native
+  /// rank) before the first step that lists it, keeps it while later plans of
+  /// the same policy list it, and frees it when they stop.
+  std::vector<std::vector<int>> resident;
+  /// Per rank, the logical expert of every physical expert slot it holds,
+  /// ascending (a policy that places replicas: EPLB); empty otherwise.
+  std::vector<std::vector<int>> replicas;
 
   /// Slots each rank computes under this plan.
   std::vector<int64_t> rank_loads() const;

@@ -83,7 +83,7 @@ EmulationResult plan_emulation(const EmulationConfig& cfg) {
                                    std::vector<int64_t>(static_cast<size_t>(P), s.tokens));
   for (int64_t c : res.loads.counts) res.total_slots += c;
 
-  std::vector<std::string> names{"ep"};
+  std::vector<std::string> names{kBaselinePolicy};
   for (const auto& n : cfg.policies)
     if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
   const int64_t row_bytes = int64_t{s.hidden} * cfg.element_bytes;
@@ -126,7 +126,7 @@ void summarize_emulation(const EmulationConfig& cfg, EmulationResult& res) {
                                                 static_cast<double>(p.rank_time_s.size());
     p.token_model_s = modelled_seconds(p.traffic.token_send, p.traffic.token_recv, cfg.link_gbps);
     p.weight_model_s = modelled_seconds(p.traffic.weight_send, p.traffic.weight_recv, cfg.link_gbps);
-    if (p.name == "ep") ep = &p;
+    if (p.name == kBaselinePolicy) ep = &p;
   }
   for (auto& p : res.policies)
     p.speedup_vs_ep = (ep && p.makespan_s > 0.0) ? ep->makespan_s / p.makespan_s : NAN;

@@ -21,6 +21,18 @@ double PolicyResult::slot_imbalance() const {
   return executed_steps > 0 ? imbalance_sum / executed_steps : imbalance(rank_slots);
 }
 
+std::vector<int64_t> PolicyResult::rank_resident_bytes() const {
+  std::vector<int64_t> out;
+  for (const auto& t : rank_totals) out.push_back(t.bytes_resident);
+  return out;
+}
+
+int64_t PolicyResult::max_resident_bytes() const {
+  int64_t m = 0;
+  for (const auto& t : rank_totals) m = std::max(m, t.bytes_resident);
+  return m;
+}
+
 double PolicyResult::mean_busy_s() const {
   if (rank_busy_s.empty()) return 0.0;
   return std::accumulate(rank_busy_s.begin(), rank_busy_s.end(), 0.0) / static_cast<double>(rank_busy_s.size());
@@ -47,7 +59,10 @@ std::string validate_run_config(const RunConfig& c, int num_ranks) {
   if (c.warmup < 0) return "--warmup must be >= 0 (got " + std::to_string(c.warmup) + ")";
   if (!(c.drift >= 0.0 && c.drift <= 1.0)) return "--drift must be in [0, 1] (got " + std::to_string(c.drift) + ")";
   if (!(c.mem_budget_mib >= 0.0)) return "--mem-budget must be >= 0 MiB (got " + std::to_string(c.mem_budget_mib) + ")";
-  return validate_policy_list(c.policies, c.params);
+  if (auto why = validate_policy_list(c.policies, c.params); !why.empty()) return why;
+  for (const auto& name : c.policies)
+    if (auto why = make_policy(name, c.params)->validate_for(c.shape.num_experts, num_ranks); !why.empty()) return why;
+  return {};
 }
 
 namespace {
@@ -139,7 +154,7 @@ class ComparisonRun {
   ComparisonResult finish() {
     const PolicyResult* ep = nullptr;  // the baseline of the speedups
     for (const auto& p : result_.policies)
-      if (p.name == "ep") ep = &p;
+      if (p.name == kBaselinePolicy) ep = &p;
     for (auto& p : result_.policies)
       if (ep && ep->status == "ok" && p.status == "ok" && p.makespan_s > 0.0)
         p.speedup_vs_ep = ep->makespan_s / p.makespan_s;
@@ -220,6 +235,7 @@ class ComparisonRun {
       accumulate_record(s, pr.rank_totals[r]);
       pr.token_bytes += s.bytes_tokens_sent;
       pr.weight_bytes += s.bytes_weights_sent;
+      pr.placement_bytes += s.experts_placed * cfg_.shape.expert_weight_bytes();
       pr.token_bytes_inter_node += s.bytes_tokens_sent_inter_node;
       pr.weight_bytes_inter_node += s.bytes_weights_sent_inter_node;
       pr.dropped_slots += s.slots_dropped;

@@ -54,6 +54,7 @@ struct PolicyResult {
   std::vector<int64_t> rank_peak_bytes;  // max over layer-steps
   int64_t token_bytes = 0;               // bytes of tokens sent between ranks, all ranks
   int64_t weight_bytes = 0;              // bytes of expert weights sent, all ranks
+  int64_t placement_bytes = 0;           // part of weight_bytes that placed resident replicas
   int64_t dropped_slots = 0;
   int64_t routed_slots = 0;              // all ranks' slots over the measured layer-steps
   double makespan_s = 0.0;               // sum over layer-steps of the max busy over ranks
@@ -75,6 +76,9 @@ struct PolicyResult {
   /// Mean over layer-steps of each step's max/mean rank slots (routing drifts
   /// between steps, so the imbalance of the summed slots would understate it).
   double slot_imbalance() const;
+  /// Per rank, the most bytes of resident replicas it held in a layer-step.
+  std::vector<int64_t> rank_resident_bytes() const;
+  int64_t max_resident_bytes() const;
   double mean_busy_s() const;
   double dropped_percent() const { return routed_slots > 0 ? 100.0 * dropped_slots / routed_slots : 0.0; }
 };

@@ -292,9 +292,10 @@ TimelineWriter::TimelineWriter(const std::string& path, const TimelineHeader& h)
   h5::write_attr(root, "policy_params", h.policy_params_json);
   h5::write_attr(root, "units", timeline_units_json());
   h5::write_attr(root, "compression", std::string(m.compressed ? "shuffle+deflate(4)" : "none"));
-  for (const auto& [name, value] : h.attributes) {
+  for (const auto& attr : h.attributes) {
+    const std::string& name = attr.first;
     if (H5Aexists(root, name.c_str()) > 0) continue;  // never shadow the fixed attributes above
-    std::visit([&](const auto& v) { h5::write_attr(root, name.c_str(), v); }, value);
+    std::visit([&](const auto& v) { h5::write_attr(root, name.c_str(), v); }, attr.second);
   }
   h5::write_attr(root, "complete", int64_t{0});
   h5::check(H5Fflush(m.file, H5F_SCOPE_LOCAL), "flushing " + path);

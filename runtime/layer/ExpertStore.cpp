@@ -1,6 +1,8 @@
 #include "runtime/layer/ExpertStore.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 
@@ -51,10 +53,10 @@ ExpertStore::ExpertStore(const ModelShape& shape, int layer, uint64_t seed, int 
 
 const float* ExpertStore::packed(int expert) const {
   if (is_native(expert)) return native_.view().data() + (expert - first_native_) * packed_floats_;
-  auto it = imports_.find(expert);
-  if (it == imports_.end())
-    throw std::logic_error("expert " + std::to_string(expert) + " is neither native nor imported on this rank");
-  return it->second.view().data();
+  if (auto it = imports_.find(expert); it != imports_.end()) return it->second.view().data();
+  if (active_)
+    if (auto it = active_->find(expert); it != active_->end()) return it->second.view().data();
+  throw std::logic_error("expert " + std::to_string(expert) + " is neither native, imported nor resident on this rank");
 }
 
 ExpertWeightsView ExpertStore::view(int expert) const { return packed_expert_view(packed(expert), shape_); }
@@ -69,6 +71,25 @@ ExpertWeightsView packed_expert_view(const float* p, const ModelShape& shape) {
     v.b_d = v.b_gu + 2 * H;
   }
   return v;
+}
+
+std::vector<std::pair<int, float*>> ExpertStore::set_resident(const std::string& policy,
+                                                              const std::vector<int>& wanted) {
+  auto& held = resident_[policy];
+  for (auto it = held.begin(); it != held.end();)
+    it = std::find(wanted.begin(), wanted.end(), it->first) == wanted.end() ? held.erase(it) : std::next(it);
+  std::vector<std::pair<int, float*>> arriving;
+  for (int e : wanted) {
+    auto [it, inserted] = held.try_emplace(e, resident_tracker_, "resident_expert", packed_floats_);
+    if (inserted) arriving.emplace_back(e, it->second.view().data());
+  }
+  active_ = &held;
+  return arriving;
+}
+
+void ExpertStore::use_resident(const std::string& policy) {
+  auto it = resident_.find(policy);
+  active_ = it == resident_.end() ? nullptr : &it->second;
 }
 
 float* ExpertStore::import_buffer(int expert) {

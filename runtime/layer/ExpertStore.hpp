@@ -1,11 +1,15 @@
 #pragma once
 // The expert weights a rank holds: its native experts (generated from the
-// seed) and the experts it imports for one step under a plan. Each expert is
+// seed), the experts it imports for one step under a plan, and the replicas a
+// stateful policy keeps resident here between steps (one set per policy). Each expert is
 // one packed buffer [W_gu (D x 2H) | W_d (H x D) | b_gu (2H) | b_d (D)] so that
 // a weight transfer is a single message.
 
 #include <cstdint>
 #include <map>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "kernels/ExpertFfn.hpp"
 #include "runtime/layer/MemoryTracker.hpp"
@@ -20,7 +24,9 @@ class ExpertStore {
   int64_t packed_floats() const { return packed_floats_; }
   int64_t packed_bytes() const { return packed_floats_ * static_cast<int64_t>(sizeof(float)); }
   bool is_native(int expert) const { return expert >= first_native_ && expert < first_native_ + num_native_; }
-  bool has(int expert) const { return is_native(expert) || imports_.count(expert) > 0; }
+  bool has(int expert) const {
+    return is_native(expert) || imports_.count(expert) > 0 || (active_ && active_->count(expert) > 0);
+  }
 
   /// Packed weights of a native or imported expert (device pointer).
   const float* packed(int expert) const;
@@ -33,6 +39,15 @@ class ExpertStore {
   void clear_imports() { imports_.clear(); }
   int num_imported() const { return static_cast<int>(imports_.size()); }
 
+  /// Makes `policy`'s resident replicas the experts in `wanted`: frees the
+  /// ones no longer wanted and allocates room for the new ones, returned as
+  /// (expert, where its packed weights must be received). From then on,
+  /// packed()/view() also find `policy`'s replicas. Their bytes are counted by
+  /// the ResidentLedger, not the step's tracker (they persist across steps).
+  std::vector<std::pair<int, float*>> set_resident(const std::string& policy, const std::vector<int>& wanted);
+  /// Which policy's resident replicas packed()/view() see (none: "").
+  void use_resident(const std::string& policy);
+
  private:
   ModelShape shape_;
   int first_native_ = 0;
@@ -41,6 +56,9 @@ class ExpertStore {
   MemoryTracker* tracker_;
   TrackedMatrix native_;  // num_native x packed_floats
   std::map<int, TrackedVector> imports_;
+  MemoryTracker resident_tracker_;  // not the step's: the ledger counts replicas per policy
+  std::map<std::string, std::map<int, TrackedVector>> resident_;
+  const std::map<int, TrackedVector>* active_ = nullptr;
 };
 
 /// The activation's parameters for a model shape (SwiGLU or gpt-oss's variant).

@@ -9,7 +9,7 @@
 namespace moe {
 
 std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, const ModelShape& s, int num_layers,
-                                     int64_t ffn_tile_rows) {
+                                     int64_t ffn_tile_rows, const std::vector<int64_t>& resident_elsewhere) {
   const int P = plan.num_ranks, N = plan.num_experts;
   const int64_t D = s.hidden, H = s.ffn, f = static_cast<int64_t>(sizeof(float));
   const int64_t weights = int64_t{num_layers} * ((N / P) * s.expert_weight_bytes() + D * N * f);
@@ -29,8 +29,11 @@ std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, 
                             + 2 * w.slots * D              // expert-major input and output
                             + ws_rows * 3 * H;             // gate/up and activation workspaces
     const int64_t route = 2 * tokens * D + tokens * N;     // tokens, output and router logits
-    peak[static_cast<size_t>(r)] =
-        weights + split.imported[static_cast<size_t>(r)] * s.expert_weight_bytes() + std::max(compute, route) * f;
+    int64_t resident = resident_elsewhere.empty() ? 0 : resident_elsewhere[static_cast<size_t>(r)];
+    if (!plan.resident.empty()) resident += static_cast<int64_t>(plan.resident[static_cast<size_t>(r)].size());
+    peak[static_cast<size_t>(r)] = weights +
+                                   (split.imported[static_cast<size_t>(r)] + resident) * s.expert_weight_bytes() +
+                                   std::max(compute, route) * f;
   }
   return peak;
 }
@@ -44,15 +47,16 @@ void judge(BudgetVerdict& v, const std::vector<int64_t>& peaks, int64_t budget) 
 }  // namespace
 
 BudgetVerdict fit_to_budget(const Plan& plan, const PlacementPolicy& policy, const LoadMatrix& loads,
-                            const ModelShape& shape, int num_layers, int64_t budget, int64_t ffn_tile_rows) {
+                            const ModelShape& shape, int num_layers, int64_t budget, int64_t ffn_tile_rows,
+                            const std::vector<int64_t>& resident_elsewhere) {
   BudgetVerdict v;
   v.plan = plan;
   v.alpha_used = policy.budget_parameter();
-  judge(v, plan_peak_bytes(plan, loads, shape, num_layers, ffn_tile_rows), budget);
+  judge(v, plan_peak_bytes(plan, loads, shape, num_layers, ffn_tile_rows, resident_elsewhere), budget);
   if (!v.fits) {
     for (auto& alt : policy.budget_alternatives(loads, plan.num_ranks)) {
       BudgetVerdict a;
-      judge(a, plan_peak_bytes(alt.plan, loads, shape, num_layers, ffn_tile_rows), budget);
+      judge(a, plan_peak_bytes(alt.plan, loads, shape, num_layers, ffn_tile_rows, resident_elsewhere), budget);
       if (!a.fits) continue;
       a.plan = std::move(alt.plan);
       a.alpha_used = alt.parameter;

@@ -19,11 +19,14 @@ namespace moe {
 /// `plan` (the expert-compute phase): native weights and router of all
 /// `num_layers` layers, imported weights, tokens and output, dispatch buffers,
 /// expert-major blocks and the FFN workspaces of min(largest block,
-/// `ffn_tile_rows`) rows (LayerOptions::tile_rows: 0 = the default tile). It is exactly
+/// `ffn_tile_rows`) rows (LayerOptions::tile_rows: 0 = the default tile),
+/// and a stateful policy's resident replicas: the plan's own (plan.resident)
+/// plus `resident_elsewhere[r]` replicas rank r holds in other layers. It is exactly
 /// what MemoryTracker measures (tests/unit/test_memory_model.cpp,
 /// tests/mpi/test_layer_mpi.cpp).
 std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, const ModelShape& shape,
-                                     int num_layers, int64_t ffn_tile_rows = 0);
+                                     int num_layers, int64_t ffn_tile_rows = 0,
+                                     const std::vector<int64_t>& resident_elsewhere = {});
 
 struct BudgetVerdict {
   bool fits = true;
@@ -37,7 +40,8 @@ struct BudgetVerdict {
 /// Checks `plan` against `budget_bytes` per rank. A plan that does not fit is
 /// replaced by the first of the policy's budget_alternatives() that fits.
 BudgetVerdict fit_to_budget(const Plan& plan, const PlacementPolicy& policy, const LoadMatrix& loads,
-                            const ModelShape& shape, int num_layers, int64_t budget_bytes, int64_t ffn_tile_rows = 0);
+                            const ModelShape& shape, int num_layers, int64_t budget_bytes, int64_t ffn_tile_rows = 0,
+                            const std::vector<int64_t>& resident_elsewhere = {});
 
 }  // namespace moe
 

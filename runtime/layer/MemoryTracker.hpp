@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "kernels/KernelTypes.hpp"
+#include "runtime/layer/ResidentLedger.hpp"
 
 namespace moe {
 
@@ -22,8 +23,12 @@ class MemoryTracker {
   int64_t peak() const { return peak_; }
   /// Starts a new measurement window: the peak becomes what is live now.
   void reset_peak() { peak_ = current_; }
+  /// Stateful policies' resident replicas (their buffers are not in current()).
+  ResidentLedger& residents() { return residents_; }
+  const ResidentLedger& residents() const { return residents_; }
 
  private:
+  ResidentLedger residents_;
   int64_t current_ = 0;
   int64_t peak_ = 0;
 };

@@ -31,6 +31,7 @@ struct MoeLayer::StepState {
 MoeLayer::MoeLayer(const ModelShape& shape, int layer, uint64_t seed, ExpertIdSource source, Communicator& comm,
                    MemoryTracker& tracker, const LayerOptions& options)
     : shape_(shape),
+      layer_(layer),
       comm_(comm),
       tracker_(tracker),
       options_(options),
@@ -47,7 +48,7 @@ MoeLayer::MoeLayer(const ModelShape& shape, int layer, uint64_t seed, ExpertIdSo
 
 MoeLayer::~MoeLayer() = default;
 
-StepRecord MoeLayer::forward(const Matrix& x, const RoutingKey& key, const PlacementPolicy& policy, const Matrix& out,
+StepRecord MoeLayer::forward(const Matrix& x, const RoutingKey& key, PlacementPolicy& policy, const Matrix& out,
                              StepTrace* trace, const StepBudget* budget) {
   StepState st;
   tracker_.reset_peak();
@@ -56,13 +57,15 @@ StepRecord MoeLayer::forward(const Matrix& x, const RoutingKey& key, const Place
   const bool runs = !budget || fit_budget(policy, *budget, st);
   if (runs) {
     lay_out(st);
+    place_replicas(st);
     start_weight_transfers(st);
     dispatch(x, st);
     finish_weight_transfers(st);
     compute_experts(st);
     combine(out, st);
     count_traffic(st);
-    st.rec.peak_bytes = tracker_.peak();
+    st.rec.bytes_resident = tracker_.residents().count(st.plan.policy, comm_.rank()) * experts_.packed_bytes();
+    st.rec.peak_bytes = tracker_.peak() + st.rec.bytes_resident;
   }
   if (trace) {
     trace->executed = runs;
@@ -85,7 +88,7 @@ void MoeLayer::route(const Matrix& x, const RoutingKey& key, StepState& st) {
 }
 
 // Plan: count local loads, all-gather them, and let the policy plan.
-void MoeLayer::plan(const PlacementPolicy& policy, StepState& st) {
+void MoeLayer::plan(PlacementPolicy& policy, StepState& st) {
   const int P = comm_.size(), N = shape_.num_experts;
   PhaseScope wall(st.T(), Phase::Plan);
   st.local_counts.assign(static_cast<size_t>(N), 0);
@@ -96,7 +99,7 @@ void MoeLayer::plan(const PlacementPolicy& policy, StepState& st) {
   st.loads = LoadMatrix(P, N);
   comm_.allgather(st.local_counts, st.loads.counts);
   BusyScope busy(st.T(), Phase::Plan);
-  st.plan = policy.plan(st.loads, P);
+  st.plan = policy.plan_step(StepContext{layer_, P}, st.loads);
 }
 
 // Budget: the same verdict on every rank (it depends on the plan and loads
@@ -105,8 +108,12 @@ void MoeLayer::plan(const PlacementPolicy& policy, StepState& st) {
 bool MoeLayer::fit_budget(const PlacementPolicy& policy, const StepBudget& budget, StepState& st) {
   PhaseScope wall(st.T(), Phase::Plan);
   BusyScope busy(st.T(), Phase::Plan);
+  std::vector<int64_t> resident_elsewhere;  // a stateful policy's replicas in the other layers
+  if (!st.plan.resident.empty())
+    for (int r = 0; r < comm_.size(); ++r)
+      resident_elsewhere.push_back(tracker_.residents().count(st.plan.policy, r, layer_));
   BudgetVerdict v = fit_to_budget(st.plan, policy, st.loads, shape_, budget.num_layers, budget.bytes,
-                                  options_.ffn_tile_rows);
+                                  options_.ffn_tile_rows, resident_elsewhere);
   st.alpha_used = v.alpha_used;
   st.plan = std::move(v.plan);
   if (!v.fits) st.oom_reason = v.reason;
@@ -166,6 +173,33 @@ void MoeLayer::lay_out(StepState& st) {
   st.slot_row = ConstIndexVector(base + L.send_token.size() + L.regroup.size(), L.slot_row.size());
 }
 
+// Resident replicas (a stateful policy's plan lists them): every rank reads
+// from the ledger which replicas each rank lacks; each arrives from its
+// expert's native rank with the step's other weight transfers. Replicas no
+// longer listed are freed. Buffers are allocated here, before anything is in
+// flight.
+void MoeLayer::place_replicas(StepState& st) {
+  if (st.plan.resident.empty()) {
+    experts_.use_resident("");
+    return;
+  }
+  const int me = comm_.rank(), P = comm_.size(), N = shape_.num_experts;
+  const ResidentLedger::PerRank& before = tracker_.residents().held(st.plan.policy, layer_);
+  const int64_t bytes = experts_.packed_bytes();
+  for (int r = 0; r < P; ++r) {
+    if (r == me) continue;
+    for (int e : st.plan.resident[r]) {
+      const bool had = static_cast<int>(before.size()) > r &&
+                       std::binary_search(before[r].begin(), before[r].end(), e);
+      if (!had && native_rank(e, N, P) == me) st.weight_sends.push_back({r, e, experts_.packed(e), nullptr, bytes});
+    }
+  }
+  for (const auto& [e, buffer] : experts_.set_resident(st.plan.policy, st.plan.resident[me]))
+    st.weight_recvs.push_back({native_rank(e, N, P), e, nullptr, buffer, bytes});
+  st.rec.experts_placed = static_cast<int64_t>(st.weight_recvs.size());
+  tracker_.residents().set(st.plan.policy, layer_, st.plan.resident);
+}
+
 // Weight transfers of spilled experts, native -> helper, posted before the
 // token all-to-all so that they overlap it. Import buffers are allocated here,
 // before anything is in flight.
@@ -176,7 +210,7 @@ void MoeLayer::start_weight_transfers(StepState& st) {
     if (t.src == me) st.weight_sends.push_back({t.dst, t.expert, experts_.packed(t.expert), nullptr, bytes});
     if (t.dst == me) st.weight_recvs.push_back({t.src, t.expert, nullptr, experts_.import_buffer(t.expert), bytes});
   }
-  st.rec.experts_imported = static_cast<int64_t>(st.weight_recvs.size());
+  st.rec.experts_imported = static_cast<int64_t>(st.weight_recvs.size()) - st.rec.experts_placed;
   // Leased before the exchange starts: the dispatch stage must not allocate.
   st.send = send_ws_.lease(st.layout.total_send());
   st.recv = recv_ws_.lease(st.layout.total_recv());

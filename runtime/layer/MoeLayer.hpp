@@ -3,7 +3,8 @@
 // experts, and the forward step that runs whatever plan a policy emits.
 //
 // forward() reads as its stages (Megatron-Core's MoELayer shape):
-//   route -> plan (-> fit the budget) -> start weight transfers -> dispatch
+//   route -> plan (-> fit the budget) -> [place resident replicas]
+//   -> start weight transfers -> dispatch
 //   -> finish weight transfers -> expert compute -> combine
 // Each stage is one method below; the state a step carries between stages is
 // a StepState (MoeLayer.cpp).
@@ -56,7 +57,7 @@ class MoeLayer {
   /// One forward step. x: this rank's tokens (B x D); out: B x D.
   /// With a budget, a plan that does not fit on some rank is not executed
   /// (trace->executed = false, on every rank alike).
-  StepRecord forward(const Matrix& x, const RoutingKey& key, const PlacementPolicy& policy, const Matrix& out,
+  StepRecord forward(const Matrix& x, const RoutingKey& key, PlacementPolicy& policy, const Matrix& out,
                      StepTrace* trace = nullptr, const StepBudget* budget = nullptr);
 
   const ModelShape& shape() const { return shape_; }
@@ -65,9 +66,10 @@ class MoeLayer {
  private:
   struct StepState;
   void route(const Matrix& x, const RoutingKey& key, StepState& st);
-  void plan(const PlacementPolicy& policy, StepState& st);
+  void plan(PlacementPolicy& policy, StepState& st);
   bool fit_budget(const PlacementPolicy& policy, const StepBudget& budget, StepState& st);
   void lay_out(StepState& st);
+  void place_replicas(StepState& st);
   void start_weight_transfers(StepState& st);
   void dispatch(const Matrix& x, StepState& st);
   void finish_weight_transfers(StepState& st);
@@ -76,6 +78,7 @@ class MoeLayer {
   void count_traffic(StepState& st);
 
   ModelShape shape_;
+  int layer_;
   Communicator& comm_;
   MemoryTracker& tracker_;
   LayerOptions options_;

@@ -13,6 +13,12 @@ its ties are unspecified; here everything is float64 with ties to the lower
 index, as the notes (and the C++) specify.
 
   eplb_reference.py --dump build/tests/policies/eplb_dump [--cases 3000] [--seed 1]
+  eplb_reference.py --plan build/bin/moe-ep [--cases 200] [--seed 1]
+
+With --plan, the cases (integer loads, as `moe-ep plan --loads` takes them)
+go through the CLI instead: `moe-ep plan --policy eplb --json` must report,
+per rank, the sorted experts the oracle puts there (`replicas`) and the
+oracle's replica counts (`replica_count`).
 """
 import argparse
 import random
@@ -203,12 +209,51 @@ def normalise(line):
     return " ".join(line.split())
 
 
+def check_plan_cli(moe_ep, count, seed):
+    """Random integer cases through `moe-ep plan --policy eplb --json`. The
+    runtime gives every rank N/P native experts, so only cases with N a
+    multiple of P are drawn."""
+    import json
+    rng = random.Random(seed)
+    failures = hierarchical = 0
+    for i in range(count):
+        while True:
+            P, R, G, NG, w = random_case(rng, distinct=(i % 5 != 4))
+            if len(w) % P == 0:
+                break
+        loads = [int(x) for x in w]
+        phy2log, logcnt = rebalance_experts([loads], len(loads) + R, NG if NG else 1, G, P)
+        per_rank = (len(loads) + R) // P
+        want_replicas = [sorted(int(e) for e in phy2log[0][r * per_rank:(r + 1) * per_rank]) for r in range(P)]
+        want_count = [int(c) for c in logcnt[0]]
+        cmd = [moe_ep, "plan", "--policy", "eplb", "--json", "--ranks", str(P), "--redundant-experts", str(R),
+               "--nodes", str(G), "--expert-groups", str(NG), "--loads", ",".join(map(str, loads))]
+        p = subprocess.run(cmd, capture_output=True, text=True)
+        got = json.loads(p.stdout) if p.returncode == 0 else {}
+        hierarchical += NG > 0 and NG % G == 0 and G > 1
+        if got.get("replicas") != want_replicas or got.get("replica_count") != want_count:
+            failures += 1
+            if failures <= 5:
+                print(f"MISMATCH {' '.join(cmd)}\n  rc {p.returncode} {p.stderr.strip()}\n"
+                      f"  moe-ep: {got.get('replicas')} {got.get('replica_count')}\n"
+                      f"  oracle: {want_replicas} {want_count}")
+    print(f"{count - failures} of {count} `moe-ep plan --policy eplb` placements equal the reference "
+          f"({hierarchical} hierarchical over several nodes)")
+    return 1 if failures else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dump", required=True, help="the eplb_dump binary")
+    ap.add_argument("--dump", help="the eplb_dump binary")
+    ap.add_argument("--plan", help="the moe-ep binary: check `moe-ep plan --policy eplb --json` instead")
     ap.add_argument("--cases", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
+
+    if bool(args.dump) == bool(args.plan):
+        sys.exit("eplb_reference.py: give exactly one of --dump or --plan")
+    if args.plan:
+        sys.exit(check_plan_cli(args.plan, args.cases, args.seed))
 
     rng = random.Random(args.seed)
     cases = [random_case(rng, distinct=(i % 5 != 4)) for i in range(args.cases)]  # one in five has ties
