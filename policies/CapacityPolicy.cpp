@@ -11,6 +11,8 @@
 
 namespace moe {
 
+MOE_DECLARE_POLICY(capacity)
+
 int64_t expert_capacity(double capacity_factor, int64_t total_slots, int num_experts) {
   if (num_experts <= 0 || total_slots <= 0) return 0;
   double x = capacity_factor * static_cast<double>(total_slots) / num_experts;
@@ -32,11 +34,7 @@ struct CapacityParams {
 };
 
 CapacityParams capacity_params_from(const PolicyParams& p) {
-  for (const auto& s : capacity_param_specs()) {
-    const std::string why =
-        s.kind == ParamSpec::Kind::Choice ? s.check(p.text(s.name)) : s.check(p.number(s.name));
-    if (!why.empty()) throw std::invalid_argument(why);
-  }
+  check_declared(capacity_param_specs(), p);
   return {p.number("capacity-factor"), p.text("drop-policy") == "probs"};
 }
 
@@ -59,8 +57,10 @@ class CapacityPolicy final : public PlacementPolicy {
     for (int e = 0; e < plan.num_experts; ++e) {
       const int64_t kept = std::min(expert_loads[e], capacity);
       plan.dropped[e] = expert_loads[e] - kept;
-      if (kept == 0) plan.assignments[e].clear();
-      else plan.assignments[e].front().end = kept;
+      if (kept == 0)
+        plan.assignments[e].clear();
+      else
+        plan.assignments[e].front().end = kept;
     }
     return plan;
   }

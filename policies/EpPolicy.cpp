@@ -6,6 +6,8 @@
 
 namespace moe {
 
+MOE_DECLARE_POLICY(ep)
+
 Plan ep_plan(const std::vector<int64_t>& expert_loads, int num_ranks, const std::string& policy_name) {
   const int N = static_cast<int>(expert_loads.size());
   if (num_ranks <= 0 || N % num_ranks != 0)
@@ -31,6 +33,11 @@ class EpPolicy final : public PlacementPolicy {
   }
 };
 }  // namespace
+
+const std::vector<ParamSpec>& ep_param_specs() {
+  static const std::vector<ParamSpec> kNone;  // EP has no parameters
+  return kNone;
+}
 
 std::unique_ptr<PlacementPolicy> make_ep_policy(const PolicyParams&) { return std::make_unique<EpPolicy>(); }
 

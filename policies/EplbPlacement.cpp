@@ -6,11 +6,12 @@
 #include "policies/EplbPlacement.hpp"
 
 #include <algorithm>
-#include <climits>
 #include <cmath>
 #include <numeric>
 #include <sstream>
 #include <stdexcept>
+
+#include <climits>
 
 namespace moe {
 
@@ -158,8 +159,7 @@ std::vector<int> keep_slot_positions(const std::vector<int>& old_slots, const st
 
 void check_same_shape(const EplbPlacement& a, const EplbPlacement& b) {
   bool same = a.num_ranks() == b.num_ranks() && a.num_experts() == b.num_experts();
-  for (int r = 0; same && r < a.num_ranks(); ++r)
-    same = a.replicas_of_rank[r].size() == b.replicas_of_rank[r].size();
+  for (int r = 0; same && r < a.num_ranks(); ++r) same = a.replicas_of_rank[r].size() == b.replicas_of_rank[r].size();
   if (!same) throw std::invalid_argument("eplb: placements differ in ranks, experts or slots per rank");
 }
 
@@ -352,8 +352,10 @@ std::vector<int> max_gain_assignment(const std::vector<std::vector<int64_t>>& ga
         if (minv[j] < delta) delta = minv[j], j1 = j;
       }
       for (int j = 0; j <= n; ++j) {
-        if (used[j]) u[row_of_col[j]] += delta, v[j] -= delta;
-        else minv[j] -= delta;
+        if (used[j])
+          u[row_of_col[j]] += delta, v[j] -= delta;
+        else
+          minv[j] -= delta;
       }
       j0 = j1;
     } while (row_of_col[j0] != 0);
@@ -422,8 +424,10 @@ Plan eplb_plan(const EplbPlacement& p, const std::vector<int64_t>& expert_loads,
     for (int64_t i = 0; i < r && cursor < load; ++i) {
       const int64_t size = load / r + (i < load % r ? 1 : 0);
       const int rank = ranks[e][i];
-      if (!ranges.empty() && ranges.back().rank == rank) ranges.back().end += size;  // a rank's second replica
-      else ranges.push_back({rank, cursor, cursor + size});
+      if (!ranges.empty() && ranges.back().rank == rank)
+        ranges.back().end += size;  // a rank's second replica
+      else
+        ranges.push_back({rank, cursor, cursor + size});
       cursor += size;
     }
   }

@@ -17,26 +17,28 @@
 
 namespace moe {
 
+MOE_DECLARE_POLICY(eplb)
+
 namespace {
 
 struct EplbParams {
   int64_t redundant = -1;  // R; -1: one per rank (R = P)
   int64_t nodes = 1;       // G
   int64_t expert_groups = 0;
-  int64_t window = 10;     // W
-  int64_t interval = 10;   // I
+  int64_t window = 10;    // W
+  int64_t interval = 10;  // I
   bool no_duplicate = false;
   bool min_movement = false;
 };
 
 EplbParams eplb_params_from(const PolicyParams& p) {
-  for (const auto& s : eplb_param_specs()) {
-    const std::string why = s.kind == ParamSpec::Kind::Choice ? s.check(p.text(s.name)) : s.check(p.number(s.name));
-    if (!why.empty()) throw std::invalid_argument(why);
-  }
-  return {p.integer("redundant-experts"), p.integer("nodes"),
-          p.integer("expert-groups"),     p.integer("eplb-window"),
-          p.integer("eplb-interval"),     p.text("eplb-packing") == "distinct",
+  check_declared(eplb_param_specs(), p);
+  return {p.integer("redundant-experts"),
+          p.integer("nodes"),
+          p.integer("expert-groups"),
+          p.integer("eplb-window"),
+          p.integer("eplb-interval"),
+          p.text("eplb-packing") == "distinct",
           p.text("eplb-relabel") == "min-movement"};
 }
 
@@ -132,8 +134,7 @@ const std::vector<ParamSpec>& eplb_param_specs() {
           .at_least(0),
       ParamSpec::integer("eplb-window", 10, "eplb: W, the load estimate is the mean of the last W steps' loads")
           .at_least(1),
-      ParamSpec::integer("eplb-interval", 10, "eplb: I, re-place the replicas every I steps (per layer)")
-          .at_least(1),
+      ParamSpec::integer("eplb-interval", 10, "eplb: I, re-place the replicas every I steps (per layer)").at_least(1),
       ParamSpec::choice("eplb-packing", {"published", "distinct"},
                         "eplb: published (DeepSeek's packing, may put two replicas of one expert on a rank) or "
                         "distinct (never does)"),

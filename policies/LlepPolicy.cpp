@@ -18,6 +18,8 @@
 
 namespace moe {
 
+MOE_DECLARE_POLICY(llep)
+
 namespace {
 
 /// LLEP's parameters, read once from the declared ones (the planner runs
@@ -29,18 +31,17 @@ struct LlepParams {
 };
 
 LlepParams llep_params_from(const PolicyParams& p) {
-  for (const auto& s : llep_param_specs())
-    if (auto why = s.check(p.number(s.name)); !why.empty()) throw std::invalid_argument(why);
+  check_declared(llep_param_specs(), p);
   return {p.number("alpha"), p.integer("min-chunk"), p.number("lambda")};
 }
 
 /// Per-thread buffers of one planning call.
 struct LlaScratch {
-  std::vector<int64_t> loads;       // per expert: global load (column sums of the counts)
-  std::vector<int64_t> key;         // per rank: assigned + pending (starts as the EP rank load)
-  std::vector<uint64_t> packed;     // visit-order sort keys
-  std::vector<int> order;           // experts in visit order
-  std::vector<int> helper_stamp;    // per rank: 1 + the last expert it received a transfer of
+  std::vector<int64_t> loads;     // per expert: global load (column sums of the counts)
+  std::vector<int64_t> key;       // per rank: assigned + pending (starts as the EP rank load)
+  std::vector<uint64_t> packed;   // visit-order sort keys
+  std::vector<int> order;         // experts in visit order
+  std::vector<int> helper_stamp;  // per rank: 1 + the last expert it received a transfer of
 };
 
 LlaScratch& scratch() {
@@ -76,7 +77,8 @@ void visit_order(const std::vector<int64_t>& loads, LlaScratch& s) {
     // integers is the wanted order, without an indirect comparison.
     s.packed.clear();
     for (int e = 0; e < N; ++e)
-      if (loads[e] > 0) s.packed.push_back((static_cast<uint64_t>(max_load - loads[e]) << id_bits) | static_cast<uint64_t>(e));
+      if (loads[e] > 0)
+        s.packed.push_back((static_cast<uint64_t>(max_load - loads[e]) << id_bits) | static_cast<uint64_t>(e));
     std::sort(s.packed.begin(), s.packed.end());
     const uint64_t id_mask = (uint64_t{1} << id_bits) - 1;
     for (uint64_t k : s.packed) s.order.push_back(static_cast<int>(k & id_mask));
@@ -137,8 +139,7 @@ class LlepPolicy final : public PlacementPolicy {
     const std::vector<int64_t>& expert_loads = s.loads;
     const int N = static_cast<int>(expert_loads.size());
     const int P = num_ranks;
-    if (P <= 0 || N % P != 0)
-      throw std::invalid_argument("number of experts must be divisible by the number of ranks");
+    if (P <= 0 || N % P != 0) throw std::invalid_argument("number of experts must be divisible by the number of ranks");
     if (std::any_of(expert_loads.begin(), expert_loads.end(), [](int64_t l) { return l < 0; }))
       throw std::invalid_argument("expert loads must be >= 0");
 
@@ -238,8 +239,7 @@ const std::vector<ParamSpec>& llep_param_specs() {
   static const std::vector<ParamSpec> kSpecs = {
       ParamSpec::real("alpha", 1.0, "LLEP: per-rank capacity m_alpha = alpha * total/P, > 0").at_least(0.0, true),
       ParamSpec::integer("min-chunk", 1024, "LLEP: m, smallest spill worth a GEMM (slots), >= 1").at_least(1),
-      ParamSpec::real("lambda", 1.3, "LLEP: rebalance only when EP's max/mean rank load >= lambda, >= 1")
-          .at_least(1.0),
+      ParamSpec::real("lambda", 1.3, "LLEP: rebalance only when EP's max/mean rank load >= lambda, >= 1").at_least(1.0),
   };
   return kSpecs;
 }

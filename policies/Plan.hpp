@@ -151,9 +151,7 @@ inline std::ostream& operator<<(std::ostream& os, const SlotRangeList& l) {
 }
 
 /// Native rank of expert e under standard EP: e / (N / P).
-inline int native_rank(int expert, int num_experts, int num_ranks) {
-  return expert / (num_experts / num_ranks);
-}
+inline int native_rank(int expert, int num_experts, int num_ranks) { return expert / (num_experts / num_ranks); }
 
 /// max/mean of a vector of rank loads (1.0 when all are zero).
 double imbalance(const std::vector<int64_t>& rank_loads);

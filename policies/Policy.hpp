@@ -49,9 +49,7 @@ class PlacementPolicy {
     Plan plan;
     double parameter = 0.0;
   };
-  virtual std::vector<Alternative> budget_alternatives(const LoadMatrix& loads, int num_ranks) const {
-    return {};
-  }
+  virtual std::vector<Alternative> budget_alternatives(const LoadMatrix& loads, int num_ranks) const { return {}; }
   /// The value of that parameter in plan() (reported when no alternative was needed).
   virtual std::optional<double> budget_parameter() const { return std::nullopt; }
 };
@@ -79,15 +77,12 @@ std::string validate_policy_params(const PolicyParams& params);
 /// for each; "" or a one-line reason naming --policies.
 std::string validate_policy_list(const std::vector<std::string>& names, const PolicyParams& params);
 
-// Factories, one per policy file; registered in PolicyRegistry.cpp.
-std::unique_ptr<PlacementPolicy> make_ep_policy(const PolicyParams& params);
-std::unique_ptr<PlacementPolicy> make_capacity_policy(const PolicyParams& params);  // CapacityPolicy.cpp
-std::unique_ptr<PlacementPolicy> make_llep_policy(const PolicyParams& params);      // LlepPolicy.cpp
-std::unique_ptr<PlacementPolicy> make_eplb_policy(const PolicyParams& params);      // EplbPolicy.cpp
-// Their parameter declarations (an empty list for a policy without parameters).
-const std::vector<ParamSpec>& capacity_param_specs();
-const std::vector<ParamSpec>& llep_param_specs();
-const std::vector<ParamSpec>& eplb_param_specs();
+/// Declares the two functions a policy file defines: its factory
+/// make_<id>_policy and its parameter list <id>_param_specs (possibly empty).
+/// PolicyRegistry.cpp declares and registers every policy with it.
+#define MOE_DECLARE_POLICY(id)                                                     \
+  std::unique_ptr<PlacementPolicy> make_##id##_policy(const PolicyParams& params); \
+  const std::vector<ParamSpec>& id##_param_specs();
 
 /// Capacity of each expert under token dropping: ceil(cf * total_slots / N),
 /// at most total_slots (a larger C keeps the same slots); 0 without slots.

@@ -11,8 +11,10 @@ namespace moe {
 
 std::string format_param_number(double v) {
   char buf[64];
-  if (std::isfinite(v) && v == std::round(v) && std::abs(v) < 1e15) std::snprintf(buf, sizeof buf, "%.0f", v);
-  else std::snprintf(buf, sizeof buf, "%g", v);
+  if (std::isfinite(v) && v == std::round(v) && std::abs(v) < 1e15)
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+  else
+    std::snprintf(buf, sizeof buf, "%g", v);
   return buf;
 }
 
@@ -125,6 +127,13 @@ std::string PolicyParams::text(const std::string& name) const {
   const ParamSpec& s = declared(name);
   if (auto it = texts_.find(name); it != texts_.end()) return it->second;
   return s.default_choice;
+}
+
+void check_declared(const std::vector<ParamSpec>& specs, const PolicyParams& p) {
+  for (const auto& s : specs) {
+    const std::string why = s.kind == ParamSpec::Kind::Choice ? s.check(p.text(s.name)) : s.check(p.number(s.name));
+    if (!why.empty()) throw std::invalid_argument(why);
+  }
 }
 
 bool PolicyParams::is_set(const std::string& name) const { return numbers_.count(name) || texts_.count(name); }

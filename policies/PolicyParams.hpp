@@ -20,9 +20,9 @@ struct ParamSpec {
   enum class Kind { Real, Integer, Choice };
   std::string name;  // the flag without "--" (e.g. "min-chunk"); JSON key with '_' for '-'
   Kind kind = Kind::Real;
-  double default_number = 0.0;          // Real, Integer
-  std::string default_choice;           // Choice
-  std::vector<std::string> choices;     // Choice: the valid values
+  double default_number = 0.0;                           // Real, Integer
+  std::string default_choice;                            // Choice
+  std::vector<std::string> choices;                      // Choice: the valid values
   double lo = -std::numeric_limits<double>::infinity();  // Real, Integer: valid range
   double hi = std::numeric_limits<double>::infinity();
   bool lo_open = false;  // lo itself is not valid (e.g. "> 0")
@@ -50,8 +50,7 @@ struct ParamSpec {
 class PolicyParams {
  public:
   template <class T>
-    requires std::is_arithmetic_v<T>
-  PolicyParams& set(const std::string& name, T value) {
+  requires std::is_arithmetic_v<T> PolicyParams& set(const std::string& name, T value) {
     return set_number(name, static_cast<double>(value));
   }
   PolicyParams& set(const std::string& name, const std::string& value);
@@ -68,6 +67,11 @@ class PolicyParams {
   std::map<std::string, double> numbers_;
   std::map<std::string, std::string> texts_;
 };
+
+/// Checks every parameter of `specs` as `p` gives it (set or default);
+/// throws std::invalid_argument with ParamSpec::check's one-line reason. What a
+/// policy's factory calls before it reads its values.
+void check_declared(const std::vector<ParamSpec>& specs, const PolicyParams& p);
 
 /// A number formatted as the user would type it (integers without ".0").
 std::string format_param_number(double v);

@@ -1,12 +1,19 @@
-// The one place policies are registered: adding a policy is one file with a
-// factory and its parameter declarations, and one line in kRegistry.
+// The one place policies are registered: adding a policy is its file
+// (policies/<Name>Policy.cpp, defining make_<id>_policy and <id>_param_specs;
+// CMake picks it up) and its id in MOE_POLICIES (docs/extending.md).
 #include <sstream>
 #include <stdexcept>
 #include <utility>
 
 #include "policies/Policy.hpp"
 
+// Every policy, in the order --help, the tables and `moe-ep plan` list them.
+#define MOE_POLICIES(X) X(ep) X(capacity) X(llep) X(eplb)
+
 namespace moe {
+
+MOE_POLICIES(MOE_DECLARE_POLICY)
+
 namespace {
 struct Entry {
   std::string name;
@@ -20,12 +27,9 @@ const std::vector<ParamSpec>& no_params() {
 }
 
 const std::vector<Entry>& registry() {
-  static const std::vector<Entry> kRegistry = {
-      {"ep", make_ep_policy, no_params},
-      {"capacity", make_capacity_policy, capacity_param_specs},
-      {"llep", make_llep_policy, llep_param_specs},
-      {"eplb", make_eplb_policy, eplb_param_specs},
-  };
+#define MOE_REGISTER_POLICY(id) {#id, make_##id##_policy, id##_param_specs},
+  static const std::vector<Entry> kRegistry = {MOE_POLICIES(MOE_REGISTER_POLICY)};
+#undef MOE_REGISTER_POLICY
   return kRegistry;
 }
 }  // namespace
@@ -73,7 +77,7 @@ const ParamSpec* find_param_spec(const std::string& name) {
 std::string validate_policy_params(const PolicyParams& p) {
   for (const auto& s : all_param_specs()) {
     if (!p.is_set(s.name)) continue;
-    const std::string why = s.kind == ParamSpec::Kind::Choice ? s.check(p.text(s.name)) : s.check(p.number(s.name));
+    std::string why = s.kind == ParamSpec::Kind::Choice ? s.check(p.text(s.name)) : s.check(p.number(s.name));
     if (!why.empty()) return why;
   }
   return {};
