@@ -37,8 +37,7 @@ CLI::Validator unsigned_integer() {
         const auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
         if (v.empty() || ec == std::errc::result_out_of_range)
           return "must be an integer in [0, 18446744073709551615] (got '" + v + "')";
-        if (ec != std::errc() || ptr != v.data() + v.size())
-          return "must be a non-negative integer (got '" + v + "')";
+        if (ec != std::errc() || ptr != v.data() + v.size()) return "must be a non-negative integer (got '" + v + "')";
         return {};
       },
       "UINT64");
@@ -95,16 +94,16 @@ ModelShape ModelOptions::resolve() const {
 }
 
 void add_model_options(CLI::App* cmd, ModelOptions& o) {
-  cmd->add_option("--preset", o.preset, "Model shape preset: " + join(preset_names()) +
-                                            " (shapes in docs/models.md; 'small' runs in seconds on 2 cores)")
+  cmd->add_option("--preset", o.preset,
+                  "Model shape preset: " + join(preset_names()) +
+                      " (shapes in docs/models.md; 'small' runs in seconds on 2 cores)")
       ->capture_default_str()
       ->group("Model");
-  cmd->add_option("--experts", o.experts, "N, number of experts (default: from --preset; must divide by the rank count)")
+  cmd->add_option("--experts", o.experts,
+                  "N, number of experts (default: from --preset; must divide by the rank count)")
       ->check(at_least(1))
       ->group("Model");
-  cmd->add_option("--hidden", o.hidden, "D, hidden size (default: from --preset)")
-      ->check(at_least(1))
-      ->group("Model");
+  cmd->add_option("--hidden", o.hidden, "D, hidden size (default: from --preset)")->check(at_least(1))->group("Model");
   cmd->add_option("--ffn", o.ffn, "H, expert intermediate size (default: from --preset)")
       ->check(at_least(1))
       ->group("Model");

@@ -2,14 +2,15 @@
 // Flags shared by several subcommands, bound once here so that they are named
 // and documented the same everywhere.
 
-#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
 
-#include "runtime/harness/Comparison.hpp"
-#include "runtime/common/ModelConfig.hpp"
+#include <CLI/CLI.hpp>
+
 #include "policies/Policy.hpp"
+#include "runtime/common/ModelConfig.hpp"
+#include "runtime/harness/Comparison.hpp"
 #include "runtime/workload/Scenario.hpp"
 
 namespace moe::app {
@@ -18,8 +19,8 @@ namespace moe::app {
 struct ModelOptions {
   std::string preset = "small";
   int experts = 0, hidden = 0, ffn = 0, top_k = 0;  // 0: from the preset
-  int64_t tokens = -1;                               // -1: the default (2048)
-  std::string activation;                            // "": from the preset
+  int64_t tokens = -1;                              // -1: the default (2048)
+  std::string activation;                           // "": from the preset
   /// The shape; throws moe::InputError naming the flag.
   ModelShape resolve() const;
 };

@@ -2,16 +2,17 @@
 // Each subcommand of moe-ep lives in its own cmd_<name>.cpp and registers
 // itself here: it adds its CLI11 subcommand and returns what runs it.
 
-#include <CLI/CLI.hpp>
 #include <functional>
 #include <vector>
+
+#include <CLI/CLI.hpp>
 
 namespace moe::app {
 
 struct Command {
   CLI::App* sub = nullptr;
-  bool needs_mpi = true;           // run inside MPI_Init/Finalize
-  std::function<int()> run;        // returns the process exit code
+  bool needs_mpi = true;     // run inside MPI_Init/Finalize
+  std::function<int()> run;  // returns the process exit code
 };
 
 // One registration function per subcommand file.

@@ -2,11 +2,12 @@
 
 #include <mpi.h>
 
-#include <Kokkos_Core.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <string>
+
+#include <Kokkos_Core.hpp>
 
 #include "apps/Commands.hpp"
 #include "apps/SizeChecks.hpp"
@@ -68,7 +69,8 @@ int run_with_mpi(int argc, char** argv, const std::function<int()>& body) {
       abort_job(rank, e.what(), 3);
     } catch (const std::exception& e) {
       if (is_allocation_failure(e))
-        abort_job(rank, allocation_failure(e, "--tokens, --top-k, --hidden, --ffn, --experts, --layers"), kExitBadInput);
+        abort_job(rank, allocation_failure(e, "--tokens, --top-k, --hidden, --ffn, --experts, --layers"),
+                  kExitBadInput);
       abort_job(rank, e.what(), 1);
     }
   }
@@ -87,7 +89,8 @@ int run_without_mpi(const std::function<int()>& body) {
     return 1;
   } catch (const std::exception& e) {
     if (is_allocation_failure(e)) {
-      std::fprintf(stderr, "moe-ep: %s\n", allocation_failure(e, "--tokens, --top-k, --hidden, --ffn, --experts").c_str());
+      std::fprintf(stderr, "moe-ep: %s\n",
+                   allocation_failure(e, "--tokens, --top-k, --hidden, --ffn, --experts").c_str());
       return kExitBadInput;
     }
     std::fprintf(stderr, "moe-ep: error: %s\n", e.what());

@@ -45,8 +45,8 @@ void print_table(const RunConfig& cfg, const ComparisonResult& res, std::FILE* o
                activation_name(s.activation).c_str(), static_cast<long long>(cfg.tokens_on(0)),
                cfg.scenario.text.c_str(), static_cast<unsigned long long>(cfg.seed), cfg.steps, cfg.layers);
   std::fprintf(out, "# %-9s %6s %11s %11s %10s %8s %11s %11s %9s %9s %12s %9s %9s %12s\n", "policy", "status",
-               "makespan_s", "mean_busy_s", "max/mean", "speedup", "tokens_MiB", "weights_MiB", "moved_MiB",
-               "peak_MiB", "resident_MiB", "dropped", "dropped_%", "max_rel_err");
+               "makespan_s", "mean_busy_s", "max/mean", "speedup", "tokens_MiB", "weights_MiB", "moved_MiB", "peak_MiB",
+               "resident_MiB", "dropped", "dropped_%", "max_rel_err");
   for (const auto& p : res.policies) {
     int64_t peak = 0;
     for (int64_t b : p.rank_peak_bytes) peak = std::max(peak, b);
@@ -74,8 +74,9 @@ void print_table(const RunConfig& cfg, const ComparisonResult& res, std::FILE* o
   for (const auto& p : res.policies)
     if (non_finite(p.max_rel_err) || non_finite(p.max_rel_err_full))
       std::fprintf(out, "# verdict: %s produced NaN or infinite outputs (max_rel_err %s): its results are not valid\n",
-                   p.name.c_str(), non_finite(p.max_rel_err) ? (std::isnan(*p.max_rel_err) ? "nan" : "inf")
-                                   : (std::isnan(*p.max_rel_err_full) ? "nan" : "inf"));
+                   p.name.c_str(),
+                   non_finite(p.max_rel_err) ? (std::isnan(*p.max_rel_err) ? "nan" : "inf")
+                                             : (std::isnan(*p.max_rel_err_full) ? "nan" : "inf"));
   const std::string best = fastest_trusted(res);
   if (!best.empty()) {
     double speed = NAN;
@@ -97,8 +98,10 @@ nlohmann::json per_rank_json(const std::vector<StepRecord>& totals) {
     if (m.aggregate == MetricAggregate::None) continue;
     nlohmann::json values = nlohmann::json::array();
     for (const auto& r : totals) {
-      if (m.type == MetricType::Int64) values.push_back(static_cast<int64_t>(m.value(r)));
-      else values.push_back(m.value(r));
+      if (m.type == MetricType::Int64)
+        values.push_back(static_cast<int64_t>(m.value(r)));
+      else
+        values.push_back(m.value(r));
     }
     j[m.name] = values;
   }
@@ -107,16 +110,19 @@ nlohmann::json per_rank_json(const std::vector<StepRecord>& totals) {
 }  // namespace
 
 nlohmann::json model_json(const ModelShape& s) {
-  return {{"preset", s.preset},       {"experts", s.num_experts}, {"hidden", s.hidden},
-          {"ffn", s.ffn},             {"top_k", s.top_k},         {"activation", activation_name(s.activation)}};
+  return {{"preset", s.preset}, {"experts", s.num_experts}, {"hidden", s.hidden},
+          {"ffn", s.ffn},       {"top_k", s.top_k},         {"activation", activation_name(s.activation)}};
 }
 
 nlohmann::json policy_params_json(const PolicyParams& p) {
   nlohmann::json j = nlohmann::json::object();
   for (const ParamSpec& s : all_param_specs()) {
-    if (s.kind == ParamSpec::Kind::Choice) j[s.json_key()] = p.text(s.name);
-    else if (s.kind == ParamSpec::Kind::Integer) j[s.json_key()] = p.integer(s.name);
-    else j[s.json_key()] = p.number(s.name);
+    if (s.kind == ParamSpec::Kind::Choice)
+      j[s.json_key()] = p.text(s.name);
+    else if (s.kind == ParamSpec::Kind::Integer)
+      j[s.json_key()] = p.integer(s.name);
+    else
+      j[s.json_key()] = p.number(s.name);
   }
   return j;
 }

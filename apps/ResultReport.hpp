@@ -1,8 +1,9 @@
 #pragma once
 // The comparison's outputs: the fixed-width table and the JSON document.
 
-#include <nlohmann/json.hpp>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 #include "runtime/harness/Comparison.hpp"
 

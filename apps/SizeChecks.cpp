@@ -82,8 +82,9 @@ void check_run_sizes(const RunConfig& c, int P, const MemoryLimit& limit, const 
     throw InputError(all_flags + ": the buffers they size do not fit in 64 bits (overflow); use smaller values");
   const std::string need_flags = tf + ", --hidden, --ffn, --experts, --layers";
   if (limit.bytes > 0 && *need_busiest > limit.bytes)
-    too_big(need_flags, "rank " + std::to_string(busiest) + " (weights of " + std::to_string(c.layers) +
-                            " layer(s), tokens, output and router logits)",
+    too_big(need_flags,
+            "rank " + std::to_string(busiest) + " (weights of " + std::to_string(c.layers) +
+                " layer(s), tokens, output and router logits)",
             *need_busiest, limit);
   if (c.check && machine.bytes > 0) {
     const auto need = checked_add(*need_0, check_bytes);
@@ -128,8 +129,9 @@ void check_emulate_sizes(const ModelShape& s, int ranks) {
   if (!ewb) throw InputError("--hidden, --ffn: the expert weights they size do not fit in 64 bits (overflow)");
   // The host runner's worst case: every slot on one rank, one block per expert.
   CheckedSize worst(flags + ", --hidden, --ffn, --experts", "buffer size");
-  worst.add_product({2, total_slots, s.hidden, 4}).add_product({3, total_slots, s.ffn, 4}).add_product(
-      {s.num_experts, *ewb});
+  worst.add_product({2, total_slots, s.hidden, 4})
+      .add_product({3, total_slots, s.ffn, 4})
+      .add_product({s.num_experts, *ewb});
   // Planning: the load matrix and one rank's sampled ids.
   CheckedSize plan(flags + ", --experts", "planner memory");
   plan.add_product({ranks, s.num_experts, 8, 3}).add_product({rank_slots, 4});
@@ -182,11 +184,12 @@ std::string allocation_failure(const std::exception& e, const std::string& fallb
   };
   for (const auto& r : rows)
     if (label == r.label)
-      return std::string("out of memory allocating ") + r.what + " ('" + label + "'" + size + "), sized by " +
-             r.flags + "; use smaller values (or a --mem-budget to see which plans fit)";
+      return std::string("out of memory allocating ") + r.what + " ('" + label + "'" + size + "), sized by " + r.flags +
+             "; use smaller values (or a --mem-budget to see which plans fit)";
   if (!label.empty())
     return "out of memory allocating '" + label + "'" + size + ", sized by " + fallback_flags + "; use smaller values";
-  return "out of memory (" + std::string(dynamic_cast<const std::bad_alloc*>(&e) ? "std::bad_alloc" : "allocation failed") +
+  return "out of memory (" +
+         std::string(dynamic_cast<const std::bad_alloc*>(&e) ? "std::bad_alloc" : "allocation failed") +
          "), in buffers sized by " + fallback_flags + "; use smaller values";
 }
 

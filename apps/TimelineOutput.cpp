@@ -8,9 +8,9 @@
 #include <stdexcept>
 #include <vector>
 
-#include "runtime/common/Errors.hpp"
 #include "apps/ResultReport.hpp"
 #include "apps/StopOnError.hpp"
+#include "runtime/common/Errors.hpp"
 #include "runtime/io/TimelineWriter.hpp"
 #include "version.hpp"
 
@@ -35,12 +35,18 @@ TimelineHeader make_header(const RunConfig& cfg, int num_ranks, std::vector<std:
   h.policy_params_json = policy_params_json(cfg.params).dump();
   // Each config field also as its own root attribute (lists as JSON text).
   for (const auto& [key, v] : config.items()) {
-    if (v.is_number_unsigned()) h.attributes.emplace_back(key, v.get<uint64_t>());
-    else if (v.is_number_integer()) h.attributes.emplace_back(key, v.get<int64_t>());
-    else if (v.is_number_float()) h.attributes.emplace_back(key, v.get<double>());
-    else if (v.is_boolean()) h.attributes.emplace_back(key, int64_t{v.get<bool>() ? 1 : 0});
-    else if (v.is_string()) h.attributes.emplace_back(key, v.get<std::string>());
-    else h.attributes.emplace_back(key, v.dump());
+    if (v.is_number_unsigned())
+      h.attributes.emplace_back(key, v.get<uint64_t>());
+    else if (v.is_number_integer())
+      h.attributes.emplace_back(key, v.get<int64_t>());
+    else if (v.is_number_float())
+      h.attributes.emplace_back(key, v.get<double>());
+    else if (v.is_boolean())
+      h.attributes.emplace_back(key, int64_t{v.get<bool>() ? 1 : 0});
+    else if (v.is_string())
+      h.attributes.emplace_back(key, v.get<std::string>());
+    else
+      h.attributes.emplace_back(key, v.dump());
   }
   return h;
 }
@@ -55,7 +61,8 @@ TimelineOutput::TimelineOutput(const std::string& path, const RunConfig& cfg, St
   std::string error;
   if (comm.rank() == 0) {
     try {
-      writer_ = std::make_unique<TimelineWriter>(path, make_header(cfg, comm.size(), std::move(hosts), nodes, per_node));
+      writer_ =
+          std::make_unique<TimelineWriter>(path, make_header(cfg, comm.size(), std::move(hosts), nodes, per_node));
     } catch (const std::exception& e) {
       error = e.what();
     }

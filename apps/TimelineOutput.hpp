@@ -40,8 +40,8 @@ class TimelineOutput {
  private:
   std::unique_ptr<TimelineWriter> writer_;  // rank 0 only
   StopOnError* comm_ = nullptr;
-  std::string error_;                       // rank 0's first write error
-  int kill_after_step_ = -1;                // test hook, see TimelineOutput.cpp
+  std::string error_;         // rank 0's first write error
+  int kill_after_step_ = -1;  // test hook, see TimelineOutput.cpp
   int last_layer_ = 0;
   std::string last_policy_;
 };

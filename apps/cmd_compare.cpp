@@ -7,13 +7,13 @@
 
 #include "apps/CliOptions.hpp"
 #include "apps/Commands.hpp"
+#include "apps/ResultReport.hpp"
 #include "apps/SizeChecks.hpp"
 #include "apps/StopOnError.hpp"
+#include "apps/TimelineOutput.hpp"
+#include "comm/CommFactory.hpp"
 #include "runtime/common/Errors.hpp"
 #include "runtime/common/OutputFiles.hpp"
-#include "comm/CommFactory.hpp"
-#include "apps/ResultReport.hpp"
-#include "apps/TimelineOutput.hpp"
 #include "runtime/io/TraceReader.hpp"
 
 namespace moe::app {
@@ -40,9 +40,10 @@ struct CompareOptions {
 
 void add_common(CLI::App* cmd, CompareOptions& o) {
   add_model_options(cmd, o.model);
-  o.tokens_per_rank_opt = cmd->add_option("--tokens-per-rank", o.tokens_per_rank,
-                  "Tokens on each rank as a comma list, one per rank (overrides --tokens; e.g. 0,512,512,512)")
-      ->group("Model");
+  o.tokens_per_rank_opt =
+      cmd->add_option("--tokens-per-rank", o.tokens_per_rank,
+                      "Tokens on each rank as a comma list, one per rank (overrides --tokens; e.g. 0,512,512,512)")
+          ->group("Model");
   add_scenario_options(cmd, o.scenario, o.seed);
   cmd->add_option("--drift", o.drift,
                   "Routing drift from step to step in [0, 1]: from step 1 on the hot set moves to a seeded start and "
@@ -76,7 +77,8 @@ void add_common(CLI::App* cmd, CompareOptions& o) {
   for (const auto& b : comm_backends()) backends += (backends.empty() ? "" : ", ") + b;
   cmd->add_option("--comm", o.comm,
                   "Communication backend: mpi (CPU, or GPU buffers staged through host), nccl (one GPU per rank). "
-                  "Built in: " + backends)
+                  "Built in: " +
+                      backends)
       ->capture_default_str()
       ->group("Run");
   cmd->add_flag("--quiet", o.quiet, "No progress lines on stderr")->group("Output");
@@ -157,7 +159,8 @@ void check_outputs(const CompareOptions& o, const RunConfig& cfg, Communicator& 
   std::string why;
   if (comm.rank() == 0) {
     std::vector<std::pair<std::string, std::string>> named;
-    if (cfg.scenario.kind == ScenarioSpec::Kind::Trace) named.emplace_back("--scenario trace:", cfg.scenario.trace_path);
+    if (cfg.scenario.kind == ScenarioSpec::Kind::Trace)
+      named.emplace_back("--scenario trace:", cfg.scenario.trace_path);
     if (!o.json_path.empty()) named.emplace_back("--json", o.json_path);
     if (!o.timeline_path.empty()) named.emplace_back("--timeline", o.timeline_path);
     why = check_distinct(named);

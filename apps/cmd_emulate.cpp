@@ -5,21 +5,22 @@
 // and the ideal. Communication is counted, not run (runtime/Emulation.hpp).
 #include <unistd.h>
 
-#include <Kokkos_Core.hpp>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <memory>
+
+#include <Kokkos_Core.hpp>
 #include <nlohmann/json.hpp>
 
 #include "apps/CliOptions.hpp"
 #include "apps/Commands.hpp"
+#include "apps/ResultReport.hpp"
 #include "apps/SizeChecks.hpp"
+#include "runtime/common/Errors.hpp"
 #include "runtime/common/OutputFiles.hpp"
 #include "runtime/emulate/Emulation.hpp"
 #include "runtime/layer/ExpertStore.hpp"
-#include "runtime/common/Errors.hpp"
-#include "apps/ResultReport.hpp"
 #ifdef MOE_HAVE_CUDA
 #include "kernels/cuda/CudaExpertRunner.hpp"
 #endif
@@ -139,8 +140,9 @@ std::unique_ptr<RankRunner> make_runner(const EmulateOptions& o, const ModelShap
   dtype = o.dtype == "auto" ? "bf16" : o.dtype;
   return std::make_unique<CudaRankRunner>(shape, cuda::parse_dtype(dtype), o.seed);
 #else
-  throw InputError("--runner cuda: this build has no CUDA parts (configure with -DMOE_ENABLE_CUDA=ON, "
-                   "scripts/build --cuda); use --runner kokkos");
+  throw InputError(
+      "--runner cuda: this build has no CUDA parts (configure with -DMOE_ENABLE_CUDA=ON, "
+      "scripts/build --cuda); use --runner kokkos");
 #endif
 }
 
@@ -156,12 +158,14 @@ int makespan_rank(const PolicyEmulation& p) {
 
 void print_report(const EmulationConfig& cfg, const EmulationResult& r, const std::string& dtype, std::FILE* out) {
   const ModelShape& s = cfg.shape;
-  std::fprintf(out, "moe-ep emulate: %s (N=%d D=%d H=%d K=%d, %s), %d emulated ranks x %lld tokens = %lld slots, "
+  std::fprintf(out,
+               "moe-ep emulate: %s (N=%d D=%d H=%d K=%d, %s), %d emulated ranks x %lld tokens = %lld slots, "
                "scenario %s, seed %llu\n",
                s.preset.c_str(), s.num_experts, s.hidden, s.ffn, s.top_k, activation_name(s.activation).c_str(),
                cfg.ranks, static_cast<long long>(s.tokens), static_cast<long long>(r.total_slots),
                cfg.scenario.text.c_str(), static_cast<unsigned long long>(cfg.seed));
-  std::fprintf(out, "runner: %s; dtype %s; each rank's experts run in turn on this one device, median of %d runs "
+  std::fprintf(out,
+               "runner: %s; dtype %s; each rank's experts run in turn on this one device, median of %d runs "
                "after %d warm-up (in rounds over all ranks and policies)\n",
                r.runner.c_str(), dtype.c_str(), cfg.repeats, cfg.warmup);
   std::fprintf(out, "measured: compute only (no communication); EP max/mean rank load %.2f = the ideal speedup\n\n",
@@ -170,8 +174,8 @@ void print_report(const EmulationConfig& cfg, const EmulationResult& r, const st
                "max/mean", "TFLOP/s@max", "xfers", "token_MiB", "weight_MiB");
   for (const auto& p : r.policies) {
     const int mr = makespan_rank(p);
-    std::fprintf(out, "%-10s %12.3f %10.3f %9.2f %9.2f %14.3f %6d %11.1f %11.1f\n", p.name.c_str(),
-                 p.makespan_s * 1e3, p.mean_time_s * 1e3, p.speedup_vs_ep, imbalance(p.rank_slots),
+    std::fprintf(out, "%-10s %12.3f %10.3f %9.2f %9.2f %14.3f %6d %11.1f %11.1f\n", p.name.c_str(), p.makespan_s * 1e3,
+                 p.mean_time_s * 1e3, p.speedup_vs_ep, imbalance(p.rank_slots),
                  tflops(p.rank_slots.empty() ? 0 : p.rank_slots[mr], s.flops_per_slot(),
                         p.rank_time_s.empty() ? 0.0 : p.rank_time_s[mr]),
                  p.weight_transfers(), static_cast<double>(p.traffic.token_bytes()) / (1024.0 * 1024.0),
@@ -185,14 +189,15 @@ void print_report(const EmulationConfig& cfg, const EmulationResult& r, const st
     std::fprintf(out, "\n");
   }
   if (cfg.link_gbps > 0.0) {
-    std::fprintf(out, "\nMODELLED, not measured: traffic over %.0f Gbit/s per-rank links (busiest rank's bytes / "
+    std::fprintf(out,
+                 "\nMODELLED, not measured: traffic over %.0f Gbit/s per-rank links (busiest rank's bytes / "
                  "bandwidth, %lld-byte elements)\n",
                  cfg.link_gbps, static_cast<long long>(cfg.element_bytes));
     std::fprintf(out, "%-10s %16s %17s %22s\n", "policy", "tokens_ms_model", "weights_ms_model",
                  "compute+comm_ms_model");
     for (const auto& p : r.policies)
-      std::fprintf(out, "%-10s %16.3f %17.3f %22.3f\n", p.name.c_str(), p.token_model_s * 1e3,
-                   p.weight_model_s * 1e3, (p.makespan_s + p.token_model_s + p.weight_model_s) * 1e3);
+      std::fprintf(out, "%-10s %16.3f %17.3f %22.3f\n", p.name.c_str(), p.token_model_s * 1e3, p.weight_model_s * 1e3,
+                   (p.makespan_s + p.token_model_s + p.weight_model_s) * 1e3);
   }
   std::fflush(out);
 }
@@ -250,9 +255,8 @@ nlohmann::json to_json(const EmulationConfig& cfg, const EmulationResult& r, con
                     {"token_bytes", p.traffic.token_bytes()},
                     {"weight_bytes", p.traffic.weight_bytes()},
                     {"makespan_rank", mr},
-                    {"makespan_rank_tflops",
-                     tflops(p.rank_slots.empty() ? 0 : p.rank_slots[mr], s.flops_per_slot(),
-                            p.rank_time_s.empty() ? 0.0 : p.rank_time_s[mr])},
+                    {"makespan_rank_tflops", tflops(p.rank_slots.empty() ? 0 : p.rank_slots[mr], s.flops_per_slot(),
+                                                    p.rank_time_s.empty() ? 0.0 : p.rank_time_s[mr])},
                     {"rank_slots", p.rank_slots},
                     {"rank_time_s", p.rank_time_s},
                     {"ranks", ranks},
@@ -261,8 +265,9 @@ nlohmann::json to_json(const EmulationConfig& cfg, const EmulationResult& r, con
   return {{"command", "emulate"},
           {"config", config},
           {"runner", r.runner},
-          {"measured", "compute only: each emulated rank's expert blocks run in turn on one device; "
-                       "no communication is run"},
+          {"measured",
+           "compute only: each emulated rank's expert blocks run in turn on one device; "
+           "no communication is run"},
           {"weights_note", "one weight buffer per block of the largest rank, reused across experts"},
           {"total_slots", r.total_slots},
           {"ep_imbalance", r.ep_imbalance},
@@ -293,7 +298,8 @@ int run_emulate(const EmulateOptions& o) {
 
   // A big preset on the host takes a while: say how long before starting.
   const bool host_runner =
-      which == "kokkos" && Kokkos::SpaceAccessibility<Kokkos::HostSpace, Kokkos::DefaultExecutionSpace::memory_space>::accessible;
+      which == "kokkos" &&
+      Kokkos::SpaceAccessibility<Kokkos::HostSpace, Kokkos::DefaultExecutionSpace::memory_space>::accessible;
   if (host_runner) {
     // What the host runner allocates (fp32): the largest rank's rows, one
     // block's workspace, one weight buffer per block.
@@ -304,8 +310,10 @@ int run_emulate(const EmulateOptions& o) {
     const double ram = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
     if (ram > 0.0 && bytes > 0.8 * ram)
       throw InputError("--tokens, --ranks, --hidden, --ffn: the largest emulated rank needs " +
-                       std::to_string(bytes / (1 << 30)).substr(0, 6) + " GiB of host memory but the limit is 80% of "
-                       "this machine's " + std::to_string(ram / (1 << 30)).substr(0, 6) +
+                       std::to_string(bytes / (1 << 30)).substr(0, 6) +
+                       " GiB of host memory but the limit is 80% of "
+                       "this machine's " +
+                       std::to_string(ram / (1 << 30)).substr(0, 6) +
                        " GiB; use a smaller --preset, fewer --tokens or more --ranks (or a GPU)");
     double flops = 0.0;
     for (const auto& p : result.policies)

@@ -3,12 +3,13 @@
 // scenario sampled exactly as the runtime samples it; the plan is printed as a
 // summary or as JSON (docs/policies.md).
 #include <algorithm>
-#include <climits>
 #include <cstdio>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <numeric>
 #include <sstream>
+
+#include <climits>
+#include <nlohmann/json.hpp>
 
 #include "apps/CliOptions.hpp"
 #include "apps/Commands.hpp"
@@ -111,7 +112,8 @@ std::string params_text(const PlanOptions& o) {
   std::ostringstream s;
   for (const ParamSpec& spec : policy_param_specs(o.policy))
     s << (s.tellp() > 0 ? ", " : "") << spec.name << ' '
-      << (spec.kind == ParamSpec::Kind::Choice ? o.params.text(spec.name) : format_param_number(o.params.number(spec.name)));
+      << (spec.kind == ParamSpec::Kind::Choice ? o.params.text(spec.name)
+                                               : format_param_number(o.params.number(spec.name)));
   return s.tellp() > 0 ? s.str() : "no parameters";
 }
 
@@ -142,8 +144,8 @@ void print_summary(const PlanOptions& o, const Plan& plan, const std::vector<int
                    const std::vector<int64_t>& before) {
   const int64_t total = std::accumulate(expert_loads.begin(), expert_loads.end(), int64_t{0});
   const std::vector<int64_t> after = plan.rank_loads();
-  std::printf("policy %s (%s): P = %d ranks, N = %d experts, %lld slots\n", plan.policy.c_str(),
-              params_text(o).c_str(), plan.num_ranks, plan.num_experts, static_cast<long long>(total));
+  std::printf("policy %s (%s): P = %d ranks, N = %d experts, %lld slots\n", plan.policy.c_str(), params_text(o).c_str(),
+              plan.num_ranks, plan.num_experts, static_cast<long long>(total));
   std::printf("rank loads before (EP): %s  (imbalance max/mean %.3f)\n", list(before).c_str(), imbalance(before));
   std::printf("rank loads after:       %s  (imbalance max/mean %.3f)\n", list(after).c_str(), imbalance(after));
   std::printf("weight transfers: %zu", plan.transfers.size());
@@ -192,8 +194,8 @@ int run_plan(const PlanOptions& o) {
 
 void add_plan_command(CLI::App& app, std::vector<Command>& commands) {
   auto o = std::make_shared<PlanOptions>();
-  CLI::App* cmd = app.add_subcommand(
-      "plan", "Compute one placement plan from expert loads and print it (no MPI, no experts run)");
+  CLI::App* cmd =
+      app.add_subcommand("plan", "Compute one placement plan from expert loads and print it (no MPI, no experts run)");
   cmd->add_option("--policy", o->policy, "Placement policy: " + join_names(policy_names(), " | "))
       ->capture_default_str()
       ->group("Policy");

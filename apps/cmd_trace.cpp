@@ -11,9 +11,9 @@
 #include "apps/SizeChecks.hpp"
 #include "runtime/common/Errors.hpp"
 #include "runtime/common/OutputFiles.hpp"
-#include "runtime/workload/Scenario.hpp"
 #include "runtime/io/TraceReader.hpp"
 #include "runtime/workload/RoutingSources.hpp"
+#include "runtime/workload/Scenario.hpp"
 #include "version.hpp"
 
 namespace moe::app {
@@ -66,10 +66,11 @@ int write_trace(const TraceOptions& o) {
     if (is_allocation_failure(e)) throw;
     throw InputError(std::string("--out: ") + e.what());
   }
-  std::printf("trace: wrote %s: /expert_ids int32 [%d steps, %d layers, %lld tokens, K=%d], N=%d experts, "
-              "scenario %s, seed %llu, drift %g\n",
-              o.out.c_str(), o.steps, o.layers, static_cast<long long>(total), shape.top_k, shape.num_experts,
-              spec.text.c_str(), static_cast<unsigned long long>(o.seed), o.drift);
+  std::printf(
+      "trace: wrote %s: /expert_ids int32 [%d steps, %d layers, %lld tokens, K=%d], N=%d experts, "
+      "scenario %s, seed %llu, drift %g\n",
+      o.out.c_str(), o.steps, o.layers, static_cast<long long>(total), shape.top_k, shape.num_experts,
+      spec.text.c_str(), static_cast<unsigned long long>(o.seed), o.drift);
   return 0;
 }
 
@@ -82,8 +83,8 @@ void add_trace_command(CLI::App& app, std::vector<Command>& commands) {
       "Write a synthetic routing trace (HDF5, docs/traces.md) that `--scenario trace:FILE` replays; no MPI needed");
   add_model_options(cmd, o->model);
   o->tokens_per_rank_opt = cmd->add_option("--tokens-per-rank", o->tokens_per_rank,
-                  "Tokens on each rank as a comma list, one per rank (overrides --tokens)")
-      ->group("Model");
+                                           "Tokens on each rank as a comma list, one per rank (overrides --tokens)")
+                               ->group("Model");
   add_scenario_options(cmd, o->scenario, o->seed);
   cmd->add_option("--drift", o->drift,
                   "Routing drift from step to step in [0, 1], as in `compare` (same seed and drift, same ids)")
@@ -91,7 +92,10 @@ void add_trace_command(CLI::App& app, std::vector<Command>& commands) {
       ->group("Routing");
   cmd->add_option("--out", o->out, "The trace file to write (HDF5)")->required()->group("Output");
   cmd->add_option("--steps", o->steps, "Steps in the trace")->capture_default_str()->check(at_least(1))->group("Run");
-  cmd->add_option("--layers", o->layers, "Layers in the trace")->capture_default_str()->check(at_least(1))->group("Run");
+  cmd->add_option("--layers", o->layers, "Layers in the trace")
+      ->capture_default_str()
+      ->check(at_least(1))
+      ->group("Run");
   cmd->add_option("--ranks", o->ranks,
                   "Ranks of the run the trace is drawn for (tokens = --tokens x ranks, in global order: rank 0's "
                   "first); a replay may use any rank count with the same total")

@@ -1,16 +1,17 @@
 // moe-ep: run and compare MoE expert-placement policies under expert parallelism.
 #include <mpi.h>
 
-#include <Kokkos_Core.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <type_traits>
 
+#include <Kokkos_Core.hpp>
+
 #include "apps/CliOptions.hpp"
-#include "comm/CommFactory.hpp"
 #include "apps/Commands.hpp"
 #include "apps/LaunchRank.hpp"
+#include "comm/CommFactory.hpp"
 #include "version.hpp"
 
 namespace {
@@ -39,8 +40,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", MOE_EP_VERSION);
   app.add_flag_callback(
-      "--build-info", [] { throw CLI::CallForVersion(build_info(), 0); },
-      "Print the Kokkos version and default execution space (kernels on host or device) and the comm backends")
+         "--build-info", [] { throw CLI::CallForVersion(build_info(), 0); },
+         "Print the Kokkos version and default execution space (kernels on host or device) and the comm backends")
       ->trigger_on_parse();  // before the "a subcommand is required" check
   app.failure_message(one_line_failure);
   std::vector<Command> commands;

@@ -25,9 +25,6 @@
 // Fewer iterations at large blocks: each runs at least 3 iterations and
 // about 2 s (at 100 GFLOP/s) per side at most 30 iterations. Run with one BLAS
 // thread: OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1.
-#include <benchmark/benchmark.h>
-
-#include <Kokkos_Core.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -35,6 +32,9 @@
 #include <ctime>
 #include <random>
 #include <vector>
+
+#include <Kokkos_Core.hpp>
+#include <benchmark/benchmark.h>
 
 #include "kernels/ExpertFfn.hpp"
 

@@ -6,14 +6,14 @@
 // shuffled order) a share proportional to 1 / (i + 1)^1.2; "balanced" is even.
 // Cases ending in "/sums" plan from the global loads alone (a one-row matrix,
 // as `moe-ep plan --loads` does), which leaves out the P x N reduction.
-#include <benchmark/benchmark.h>
-
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <benchmark/benchmark.h>
 
 #include "policies/Policy.hpp"
 

@@ -6,10 +6,10 @@
 #include "comm/DeviceSelect.hpp"
 #include "comm/MpiCommunicator.hpp"
 #ifdef MOE_HAVE_NCCL
-#include "kernels/cuda/CudaRuntime.hpp"
 #include "comm/DeviceLayer.hpp"
 #include "comm/NcclCommunicator.hpp"
 #include "comm/StagedMpiCommunicator.hpp"
+#include "kernels/cuda/CudaRuntime.hpp"
 #endif
 
 namespace moe {
@@ -19,9 +19,7 @@ int g_preselected_device = -1;
 }
 
 std::optional<int> local_rank_from_env(const char* (*getenv_fn)(const char*)) {
-  auto get = [&](const char* name) -> const char* {
-    return getenv_fn ? getenv_fn(name) : std::getenv(name);
-  };
+  auto get = [&](const char* name) -> const char* { return getenv_fn ? getenv_fn(name) : std::getenv(name); };
   for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "MV2_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID",
                           "PMI_LOCAL_RANK", "PALS_LOCAL_RANKID", "SLURM_LOCALID"}) {
     const char* v = get(var);

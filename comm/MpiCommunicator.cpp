@@ -1,8 +1,9 @@
 #include "comm/MpiCommunicator.hpp"
 
 #include <algorithm>
-#include <climits>
 #include <string>
+
+#include <climits>
 
 namespace moe {
 
@@ -71,8 +72,7 @@ void MpiCommunicator::allgather(std::span<const double> send, std::span<double> 
         "MPI_Allgather");
 }
 
-void MpiCommunicator::allgatherv(std::span<const float> send, std::span<float> recv,
-                                 std::span<const int64_t> counts) {
+void MpiCommunicator::allgatherv(std::span<const float> send, std::span<float> recv, std::span<const int64_t> counts) {
   std::vector<int> c(size_), d(size_);
   int64_t off = 0;
   for (int p = 0; p < size_; ++p) {
@@ -81,9 +81,10 @@ void MpiCommunicator::allgatherv(std::span<const float> send, std::span<float> r
     off += counts[p];
   }
   static float dummy = 0.0f;
-  check(MPI_Allgatherv(send.empty() ? &dummy : send.data(), to_int(static_cast<int64_t>(send.size()), "allgatherv count"),
-                       MPI_FLOAT, recv.empty() ? &dummy : recv.data(), c.data(), d.data(), MPI_FLOAT, comm_),
-        "MPI_Allgatherv");
+  check(
+      MPI_Allgatherv(send.empty() ? &dummy : send.data(), to_int(static_cast<int64_t>(send.size()), "allgatherv count"),
+                     MPI_FLOAT, recv.empty() ? &dummy : recv.data(), c.data(), d.data(), MPI_FLOAT, comm_),
+      "MPI_Allgatherv");
 }
 
 void MpiCommunicator::alltoallv_rows(const float* send, std::span<const int64_t> send_rows, float* recv,
@@ -124,8 +125,7 @@ void MpiCommunicator::begin_exchange(std::span<const P2PMessage> sends, std::spa
         check(MPI_Isend(static_cast<const char*>(m.send_buf) + off, n, MPI_BYTE, m.peer, m.tag, comm_, &req),
               "MPI_Isend");
       else
-        check(MPI_Irecv(static_cast<char*>(m.recv_buf) + off, n, MPI_BYTE, m.peer, m.tag, comm_, &req),
-              "MPI_Irecv");
+        check(MPI_Irecv(static_cast<char*>(m.recv_buf) + off, n, MPI_BYTE, m.peer, m.tag, comm_, &req), "MPI_Irecv");
       reqs.push_back(req);
     }
   };
@@ -154,8 +154,8 @@ void MpiCommunicator::gatherv(std::span<const double> send, std::vector<double>&
   }
   static double dummy = 0.0;
   check(MPI_Gatherv(send.empty() ? &dummy : send.data(), n, MPI_DOUBLE,
-                    rank_ == 0 && total > 0 ? recv_on_root.data() : &dummy, counts.data(), displs.data(), MPI_DOUBLE,
-                    0, comm_),
+                    rank_ == 0 && total > 0 ? recv_on_root.data() : &dummy, counts.data(), displs.data(), MPI_DOUBLE, 0,
+                    comm_),
         "MPI_Gatherv");
 }
 

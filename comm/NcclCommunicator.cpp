@@ -38,8 +38,10 @@ class DeviceBuffer {
     capacity_ = 0;
     stream_ = stream;
     const cudaError_t e = cudaMallocAsync(&ptr_, want, stream);
-    if (e == cudaSuccess) capacity_ = want;
-    else ptr_ = nullptr;
+    if (e == cudaSuccess)
+      capacity_ = want;
+    else
+      ptr_ = nullptr;
     return e;
   }
   char* get() const { return static_cast<char*>(ptr_); }
@@ -69,14 +71,18 @@ class PinnedBuffer {
     if (bytes <= capacity_) return cudaSuccess;
     const size_t want = std::max(bytes, capacity_ * 2);
     if (ptr_) {
-      if (retire_to) retire_to->push_back(ptr_);
-      else cudaFreeHost(ptr_);
+      if (retire_to)
+        retire_to->push_back(ptr_);
+      else
+        cudaFreeHost(ptr_);
     }
     ptr_ = nullptr;
     capacity_ = 0;
     const cudaError_t e = cudaMallocHost(&ptr_, want);
-    if (e == cudaSuccess) capacity_ = want;
-    else ptr_ = nullptr;
+    if (e == cudaSuccess)
+      capacity_ = want;
+    else
+      ptr_ = nullptr;
     return e;
   }
   char* get() const { return static_cast<char*>(ptr_); }
@@ -336,8 +342,7 @@ NcclCommunicator::NcclCommunicator(MPI_Comm comm, int device) : impl_(std::make_
 
   // This rank's GPU, from its node-local rank.
   MPI_Comm local = MPI_COMM_NULL;
-  m.mpi_check(MPI_Comm_split_type(m.mpi, MPI_COMM_TYPE_SHARED, m.rank, MPI_INFO_NULL, &local),
-              "MPI_Comm_split_type");
+  m.mpi_check(MPI_Comm_split_type(m.mpi, MPI_COMM_TYPE_SHARED, m.rank, MPI_INFO_NULL, &local), "MPI_Comm_split_type");
   int local_rank = 0;
   MPI_Comm_rank(local, &local_rank);
   MPI_Comm_free(&local);
@@ -354,8 +359,10 @@ NcclCommunicator::NcclCommunicator(MPI_Comm comm, int device) : impl_(std::make_
 #ifdef MOE_KOKKOS_HAS_CUDA
     m.cuda(cudaGetDevice(&m.device), "cudaGetDevice");  // Kokkos has chosen and set it
 #else
-    if (preselected_device() >= 0) m.cuda(cudaGetDevice(&m.device), "cudaGetDevice");  // chosen before MPI_Init
-    else m.device = local_rank % ndev;  // fallback: no local rank in the launcher's environment
+    if (preselected_device() >= 0)
+      m.cuda(cudaGetDevice(&m.device), "cudaGetDevice");  // chosen before MPI_Init
+    else
+      m.device = local_rank % ndev;  // fallback: no local rank in the launcher's environment
 #endif
   }
   m.cuda(cudaSetDevice(m.device), "cudaSetDevice");
@@ -372,8 +379,9 @@ NcclCommunicator::NcclCommunicator(MPI_Comm comm, int device) : impl_(std::make_
     for (int j = i + 1; j < m.size; ++j)
       if (std::memcmp(&all[static_cast<size_t>(i) * kId], &all[static_cast<size_t>(j) * kId], kId) == 0) {
         const std::string msg = "--comm nccl: ranks " + std::to_string(i) + " and " + std::to_string(j) +
-                                " share GPU " + std::string(&all[static_cast<size_t>(i) * kId + MPI_MAX_PROCESSOR_NAME]) +
-                                " on " + std::string(&all[static_cast<size_t>(i) * kId]) +
+                                " share GPU " +
+                                std::string(&all[static_cast<size_t>(i) * kId + MPI_MAX_PROCESSOR_NAME]) + " on " +
+                                std::string(&all[static_cast<size_t>(i) * kId]) +
                                 "; NCCL needs one GPU per rank: start at most one rank per GPU, or use --comm mpi "
                                 "(device buffers staged through host) to share a GPU";
         if (m.rank != 0) MPI_Barrier(m.mpi);  // rank 0 aborts the job; this never returns normally
@@ -404,12 +412,12 @@ void NcclCommunicator::allgather(std::span<const int64_t> send, std::span<int64_
   const size_t n = send.size();
   if (recv.size() < n * static_cast<size_t>(m.size)) m.fail("allgather: receive buffer too small");
   if (n == 0) return;
-  m.staged(send.data(), n, n * static_cast<size_t>(m.rank), recv.data(), n * static_cast<size_t>(m.size),
-           [&](int64_t* d) {
-             m.nccl(ncclAllGather(d + n * static_cast<size_t>(m.rank), d, n, ncclInt64, m.main, m.s_main),
-                    "ncclAllGather");
-           },
-           "all-gather of counts");
+  m.staged(
+      send.data(), n, n * static_cast<size_t>(m.rank), recv.data(), n * static_cast<size_t>(m.size),
+      [&](int64_t* d) {
+        m.nccl(ncclAllGather(d + n * static_cast<size_t>(m.rank), d, n, ncclInt64, m.main, m.s_main), "ncclAllGather");
+      },
+      "all-gather of counts");
 }
 
 void NcclCommunicator::allgather(std::span<const double> send, std::span<double> recv) {
@@ -417,16 +425,16 @@ void NcclCommunicator::allgather(std::span<const double> send, std::span<double>
   const size_t n = send.size();
   if (recv.size() < n * static_cast<size_t>(m.size)) m.fail("allgather: receive buffer too small");
   if (n == 0) return;
-  m.staged(send.data(), n, n * static_cast<size_t>(m.rank), recv.data(), n * static_cast<size_t>(m.size),
-           [&](double* d) {
-             m.nccl(ncclAllGather(d + n * static_cast<size_t>(m.rank), d, n, ncclFloat64, m.main, m.s_main),
-                    "ncclAllGather");
-           },
-           "all-gather");
+  m.staged(
+      send.data(), n, n * static_cast<size_t>(m.rank), recv.data(), n * static_cast<size_t>(m.size),
+      [&](double* d) {
+        m.nccl(ncclAllGather(d + n * static_cast<size_t>(m.rank), d, n, ncclFloat64, m.main, m.s_main),
+               "ncclAllGather");
+      },
+      "all-gather");
 }
 
-void NcclCommunicator::allgatherv(std::span<const float> send, std::span<float> recv,
-                                  std::span<const int64_t> counts) {
+void NcclCommunicator::allgatherv(std::span<const float> send, std::span<float> recv, std::span<const int64_t> counts) {
   // NCCL has no all-gather-v: one in-place broadcast per rank, grouped.
   Impl& m = *impl_;
   std::vector<size_t> off(static_cast<size_t>(m.size) + 1, 0);
@@ -434,17 +442,18 @@ void NcclCommunicator::allgatherv(std::span<const float> send, std::span<float> 
   if (static_cast<int64_t>(send.size()) != counts[m.rank]) m.fail("allgatherv: send size differs from counts[rank]");
   if (recv.size() < off[m.size]) m.fail("allgatherv: receive buffer too small");
   if (off[m.size] == 0) return;
-  m.staged(send.data(), send.size(), off[m.rank], recv.data(), off[m.size],
-           [&](float* d) {
-             m.group([&](auto note) {
-               for (int p = 0; p < m.size; ++p)
-                 if (counts[p] > 0)
-                   note(ncclBroadcast(d + off[p], d + off[p], static_cast<size_t>(counts[p]), ncclFloat, p, m.main,
-                                      m.s_main),
-                        "ncclBroadcast");
-             });
-           },
-           "all-gather of gates");
+  m.staged(
+      send.data(), send.size(), off[m.rank], recv.data(), off[m.size],
+      [&](float* d) {
+        m.group([&](auto note) {
+          for (int p = 0; p < m.size; ++p)
+            if (counts[p] > 0)
+              note(
+                  ncclBroadcast(d + off[p], d + off[p], static_cast<size_t>(counts[p]), ncclFloat, p, m.main, m.s_main),
+                  "ncclBroadcast");
+        });
+      },
+      "all-gather of gates");
 }
 
 void NcclCommunicator::alltoallv_rows(const float* send, std::span<const int64_t> send_rows, float* recv,
@@ -488,8 +497,10 @@ void NcclCommunicator::alltoallv_rows(const float* send, std::span<const int64_t
   m.group([&](auto note) {
     for (int p = 0; p < P; ++p) {
       if (p == me) continue;
-      if (send_rows[p] > 0) note(ncclSend(s + soff[p], soff[p + 1] - soff[p], ncclInt8, p, m.main, m.s_main), "ncclSend");
-      if (recv_rows[p] > 0) note(ncclRecv(r + roff[p], roff[p + 1] - roff[p], ncclInt8, p, m.main, m.s_main), "ncclRecv");
+      if (send_rows[p] > 0)
+        note(ncclSend(s + soff[p], soff[p + 1] - soff[p], ncclInt8, p, m.main, m.s_main), "ncclSend");
+      if (recv_rows[p] > 0)
+        note(ncclRecv(r + roff[p], roff[p + 1] - roff[p], ncclInt8, p, m.main, m.s_main), "ncclRecv");
     }
   });
   if (recv_staged)  // into pinned memory: never blocks, so the wait below can time out
@@ -589,38 +600,40 @@ void NcclCommunicator::gatherv(std::span<const double> send, std::vector<double>
   if (total == 0) return;
   // Each rank's own values go to the front of the buffer: the root's block is
   // at offset 0 of the result, the others send from there.
-  m.staged(send.data(), send.size(), 0, m.rank == 0 ? recv_on_root.data() : nullptr,
-           m.rank == 0 ? total : 0,
-           [&](double* d) {
-             m.group([&](auto note) {
-               if (m.rank == 0) {
-                 for (int p = 1; p < m.size; ++p)
-                   if (counts[p] > 0)
-                     note(ncclRecv(d + off[p], static_cast<size_t>(counts[p]), ncclFloat64, p, m.main, m.s_main),
-                          "ncclRecv");
-               } else if (n > 0) {
-                 note(ncclSend(d, static_cast<size_t>(n), ncclFloat64, 0, m.main, m.s_main), "ncclSend");
-               }
-             });
-           },
-           "gather of results");
+  m.staged(
+      send.data(), send.size(), 0, m.rank == 0 ? recv_on_root.data() : nullptr, m.rank == 0 ? total : 0,
+      [&](double* d) {
+        m.group([&](auto note) {
+          if (m.rank == 0) {
+            for (int p = 1; p < m.size; ++p)
+              if (counts[p] > 0)
+                note(ncclRecv(d + off[p], static_cast<size_t>(counts[p]), ncclFloat64, p, m.main, m.s_main),
+                     "ncclRecv");
+          } else if (n > 0) {
+            note(ncclSend(d, static_cast<size_t>(n), ncclFloat64, 0, m.main, m.s_main), "ncclSend");
+          }
+        });
+      },
+      "gather of results");
 }
 
 double NcclCommunicator::allreduce_max(double v) {
   Impl& m = *impl_;
   double out = v;
-  m.staged(&v, 1, 0, &out, 1,
-           [&](double* d) { m.nccl(ncclAllReduce(d, d, 1, ncclFloat64, ncclMax, m.main, m.s_main), "ncclAllReduce"); },
-           "all-reduce");
+  m.staged(
+      &v, 1, 0, &out, 1,
+      [&](double* d) { m.nccl(ncclAllReduce(d, d, 1, ncclFloat64, ncclMax, m.main, m.s_main), "ncclAllReduce"); },
+      "all-reduce");
   return out;
 }
 
 int64_t NcclCommunicator::allreduce_sum(int64_t v) {
   Impl& m = *impl_;
   int64_t out = v;
-  m.staged(&v, 1, 0, &out, 1,
-           [&](int64_t* d) { m.nccl(ncclAllReduce(d, d, 1, ncclInt64, ncclSum, m.main, m.s_main), "ncclAllReduce"); },
-           "all-reduce");
+  m.staged(
+      &v, 1, 0, &out, 1,
+      [&](int64_t* d) { m.nccl(ncclAllReduce(d, d, 1, ncclInt64, ncclSum, m.main, m.s_main), "ncclAllReduce"); },
+      "all-reduce");
   return out;
 }
 

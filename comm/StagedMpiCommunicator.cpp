@@ -90,9 +90,11 @@ void StagedMpiCommunicator::begin_exchange(std::span<const P2PMessage> sends, st
   std::vector<bool> s_dev(s.size()), r_dev(r.size());
   size_t bytes = 0;
   for (size_t i = 0; i < s.size(); ++i)
-    if ((s_dev[i] = s[i].bytes > 0 && dev_->is_device(s[i].send_buf))) bytes += aligned(static_cast<size_t>(s[i].bytes));
+    if ((s_dev[i] = s[i].bytes > 0 && dev_->is_device(s[i].send_buf)))
+      bytes += aligned(static_cast<size_t>(s[i].bytes));
   for (size_t i = 0; i < r.size(); ++i)
-    if ((r_dev[i] = r[i].bytes > 0 && dev_->is_device(r[i].recv_buf))) bytes += aligned(static_cast<size_t>(r[i].bytes));
+    if ((r_dev[i] = r[i].bytes > 0 && dev_->is_device(r[i].recv_buf)))
+      bytes += aligned(static_cast<size_t>(r[i].bytes));
   copy_back_.clear();
   if (bytes > 0) {
     // Grown only here, while nothing is in flight: posted MPI requests never

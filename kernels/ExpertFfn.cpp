@@ -1,9 +1,9 @@
 #include "kernels/ExpertFfn.hpp"
 
+#include <stdexcept>
+
 #include "kernels/Gemm.hpp"
 #include "kernels/KokkosMath.hpp"
-
-#include <stdexcept>
 
 namespace moe {
 
@@ -12,8 +12,8 @@ namespace {
 // so that host compilers vectorise it (with -fno-trapping-math, see CMake).
 template <bool GptOss, bool Bias>
 KOKKOS_INLINE_FUNCTION void activate_row(const float* __restrict g_row, const float* __restrict u_row,
-                                         const float* __restrict b_gu, float* __restrict a_row, int64_t H,
-                                         float limit, float alpha) {
+                                         const float* __restrict b_gu, float* __restrict a_row, int64_t H, float limit,
+                                         float alpha) {
   for (int64_t j = 0; j < H; ++j) {
     float g = g_row[j];
     float u = u_row[j];
@@ -46,10 +46,14 @@ MOE_HOST_CLONES void activate_rows_host(const float* gu, int64_t ld_gu, const fl
   for (int64_t i = 0; i < rows; ++i) {
     const float* g_row = gu + i * ld_gu;
     float* a_row = act + i * H;
-    if (gpt_oss && b_gu) activate_row<true, true>(g_row, g_row + H, b_gu, a_row, H, limit, alpha);
-    else if (gpt_oss) activate_row<true, false>(g_row, g_row + H, b_gu, a_row, H, limit, alpha);
-    else if (b_gu) activate_row<false, true>(g_row, g_row + H, b_gu, a_row, H, limit, alpha);
-    else activate_row<false, false>(g_row, g_row + H, b_gu, a_row, H, limit, alpha);
+    if (gpt_oss && b_gu)
+      activate_row<true, true>(g_row, g_row + H, b_gu, a_row, H, limit, alpha);
+    else if (gpt_oss)
+      activate_row<true, false>(g_row, g_row + H, b_gu, a_row, H, limit, alpha);
+    else if (b_gu)
+      activate_row<false, true>(g_row, g_row + H, b_gu, a_row, H, limit, alpha);
+    else
+      activate_row<false, false>(g_row, g_row + H, b_gu, a_row, H, limit, alpha);
   }
 }
 
@@ -61,14 +65,12 @@ void activate_device(const ConstUnmanagedMatrix& gu, const float* b_gu, float li
   using Team = Kokkos::TeamPolicy<ExecSpace>::member_type;
   // One team per row, the row's columns over the team's threads (coalesced).
   Kokkos::parallel_for(
-      "moe::swiglu", Kokkos::TeamPolicy<ExecSpace>(static_cast<int>(n), Kokkos::AUTO),
-      KOKKOS_LAMBDA(const Team& team) {
+      "moe::swiglu", Kokkos::TeamPolicy<ExecSpace>(static_cast<int>(n), Kokkos::AUTO), KOKKOS_LAMBDA(const Team& team) {
         const int64_t i = team.league_rank();
         const float* g_row = &gu(i, 0);
         float* a_row = &act(i, 0);
         Kokkos::parallel_for(Kokkos::TeamThreadRange(team, H), [&](const int64_t j) {
-          activate_row<GptOss, Bias>(g_row + j, g_row + H + j, Bias ? b_gu + j : nullptr, a_row + j, 1, limit,
-                                     alpha);
+          activate_row<GptOss, Bias>(g_row + j, g_row + H + j, Bias ? b_gu + j : nullptr, a_row + j, 1, limit, alpha);
         });
       });
 }
@@ -87,19 +89,23 @@ void swiglu_activation(const ConstUnmanagedMatrix& gu, const float* b_gu, const 
     float* a = act.data();
     const bool gpt_oss = p.gpt_oss;
     const float limit = p.limit, alpha = p.alpha;
-    Kokkos::parallel_for(
-        "moe::swiglu", Kokkos::RangePolicy<Kokkos::DefaultHostExecutionSpace>(0, (n + kRows - 1) / kRows),
-        [=](const int64_t c) {
-          const int64_t first = c * kRows;
-          const int64_t rows = n - first < kRows ? n - first : kRows;
-          activate_rows_host(g + first * ld, ld, b_gu, a + first * H, rows, H, gpt_oss, limit, alpha);
-        });
+    Kokkos::parallel_for("moe::swiglu",
+                         Kokkos::RangePolicy<Kokkos::DefaultHostExecutionSpace>(0, (n + kRows - 1) / kRows),
+                         [=](const int64_t c) {
+                           const int64_t first = c * kRows;
+                           const int64_t rows = n - first < kRows ? n - first : kRows;
+                           activate_rows_host(g + first * ld, ld, b_gu, a + first * H, rows, H, gpt_oss, limit, alpha);
+                         });
   } else if (p.gpt_oss) {
-    if (b_gu) activate_device<true, true>(gu, b_gu, p.limit, p.alpha, act);
-    else activate_device<true, false>(gu, b_gu, p.limit, p.alpha, act);
+    if (b_gu)
+      activate_device<true, true>(gu, b_gu, p.limit, p.alpha, act);
+    else
+      activate_device<true, false>(gu, b_gu, p.limit, p.alpha, act);
   } else {
-    if (b_gu) activate_device<false, true>(gu, b_gu, p.limit, p.alpha, act);
-    else activate_device<false, false>(gu, b_gu, p.limit, p.alpha, act);
+    if (b_gu)
+      activate_device<false, true>(gu, b_gu, p.limit, p.alpha, act);
+    else
+      activate_device<false, false>(gu, b_gu, p.limit, p.alpha, act);
   }
 }
 

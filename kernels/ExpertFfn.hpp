@@ -12,8 +12,8 @@
 namespace moe {
 
 struct ExpertWeightsView {
-  ConstUnmanagedMatrix w_gu;  // D x 2H
-  ConstUnmanagedMatrix w_d;   // H x D
+  ConstUnmanagedMatrix w_gu;    // D x 2H
+  ConstUnmanagedMatrix w_d;     // H x D
   const float* b_gu = nullptr;  // 2H, gpt-oss only (device pointer)
   const float* b_d = nullptr;   // D, gpt-oss only (device pointer)
 };

@@ -8,8 +8,7 @@
 namespace moe {
 
 /// C (m x n) = A (m x k) * B (k x n) + beta * C. All three row-major.
-void gemm_nn(const ConstUnmanagedMatrix& A, const ConstUnmanagedMatrix& B, const UnmanagedMatrix& C,
-             float beta = 0.0f);
+void gemm_nn(const ConstUnmanagedMatrix& A, const ConstUnmanagedMatrix& B, const UnmanagedMatrix& C, float beta = 0.0f);
 
 /// Name of the GEMM backend compiled in (for reports).
 const char* gemm_backend();

@@ -4,8 +4,8 @@
 // fp32 (no TF32). On a CUDA configuration with a Serial Kokkos (CI) this file
 // is compiled but not linked (views are host memory there), so it keeps
 // compiling against the Kokkos API.
-#include "kernels/cuda/CublasGemm.hpp"
 #include "kernels/Gemm.hpp"
+#include "kernels/cuda/CublasGemm.hpp"
 
 namespace moe {
 

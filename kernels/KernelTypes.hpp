@@ -3,8 +3,9 @@
 // spaces come from Kokkos' defaults (Serial on host, CUDA on a CUDA build),
 // never from #ifdefs in algorithm code.
 
-#include <Kokkos_Core.hpp>
 #include <cstdint>
+
+#include <Kokkos_Core.hpp>
 
 namespace moe {
 
@@ -35,12 +36,10 @@ using ExpertIdVector = Kokkos::View<int32_t*, MemSpace>;
 /// Rows [begin, begin + count) of a row-major matrix as an unmanaged view
 /// (contiguous, so GEMMs on it still go to the vendor BLAS).
 inline UnmanagedMatrix row_block(const Matrix& m, int64_t begin, int64_t count) {
-  return UnmanagedMatrix(m.data() + begin * static_cast<int64_t>(m.extent(1)), static_cast<size_t>(count),
-                         m.extent(1));
+  return UnmanagedMatrix(m.data() + begin * static_cast<int64_t>(m.extent(1)), static_cast<size_t>(count), m.extent(1));
 }
 inline UnmanagedMatrix row_block(const UnmanagedMatrix& m, int64_t begin, int64_t count) {
-  return UnmanagedMatrix(m.data() + begin * static_cast<int64_t>(m.extent(1)), static_cast<size_t>(count),
-                         m.extent(1));
+  return UnmanagedMatrix(m.data() + begin * static_cast<int64_t>(m.extent(1)), static_cast<size_t>(count), m.extent(1));
 }
 inline ConstUnmanagedMatrix row_block(const ConstUnmanagedMatrix& m, int64_t begin, int64_t count) {
   return ConstUnmanagedMatrix(m.data() + begin * static_cast<int64_t>(m.extent(1)), static_cast<size_t>(count),

@@ -20,15 +20,14 @@ void scatter_rows(const ConstUnmanagedMatrix& src, const ConstIndexVector& index
       KOKKOS_LAMBDA(const int64_t i, const int64_t j) { dst(index(i), j) = src(i, j); });
 }
 
-void combine_slots(const ConstUnmanagedMatrix& y, const ConstIndexVector& slot_row, const ConstVector& gates,
-                   int top_k, const UnmanagedMatrix& out) {
+void combine_slots(const ConstUnmanagedMatrix& y, const ConstIndexVector& slot_row, const ConstVector& gates, int top_k,
+                   const UnmanagedMatrix& out) {
   const int64_t B = static_cast<int64_t>(out.extent(0));
   const int64_t D = static_cast<int64_t>(out.extent(1));
   if (B == 0) return;
   const int64_t K = top_k;
   Kokkos::parallel_for(
-      "moe::combine_slots", RowMajorPolicy2D({0, 0}, {B, D}),
-      KOKKOS_LAMBDA(const int64_t t, const int64_t j) {
+      "moe::combine_slots", RowMajorPolicy2D({0, 0}, {B, D}), KOKKOS_LAMBDA(const int64_t t, const int64_t j) {
         float acc = 0.0f;
         for (int64_t k = 0; k < K; ++k) {
           const int64_t row = slot_row(t * K + k);

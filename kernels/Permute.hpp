@@ -14,7 +14,7 @@ void scatter_rows(const ConstUnmanagedMatrix& src, const ConstIndexVector& index
 
 /// out(t, :) = sum_k gates(t*K + k) * y(slot_row(t*K + k), :), skipping
 /// slot_row < 0 (dropped slots contribute zero).
-void combine_slots(const ConstUnmanagedMatrix& y, const ConstIndexVector& slot_row, const ConstVector& gates,
-                   int top_k, const UnmanagedMatrix& out);
+void combine_slots(const ConstUnmanagedMatrix& y, const ConstIndexVector& slot_row, const ConstVector& gates, int top_k,
+                   const UnmanagedMatrix& out);
 
 }  // namespace moe

@@ -1,12 +1,13 @@
 #include "kernels/cuda/CublasGemm.hpp"
 
-#include <cublas_v2.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <climits>
 #include <map>
 #include <string>
+
+#include <climits>
+#include <cublas_v2.h>
 
 namespace moe::cuda {
 
@@ -15,15 +16,18 @@ void check_cublas(cublasStatus_t s, const char* call, const std::string& detail 
   if (s == CUBLAS_STATUS_SUCCESS) return;
   int dev = -1;
   if (cudaGetDevice(&dev) != cudaSuccess) dev = -1;
-  throw CudaError(std::string(call) + " failed on GPU " + std::to_string(dev) + ": " + cublasGetStatusName(s) +
-                  " (" + cublasGetStatusString(s) + ")" + (detail.empty() ? "" : ", " + detail));
+  throw CudaError(std::string(call) + " failed on GPU " + std::to_string(dev) + ": " + cublasGetStatusName(s) + " (" +
+                  cublasGetStatusString(s) + ")" + (detail.empty() ? "" : ", " + detail));
 }
 
 cudaDataType_t to_cuda(DType t) {
   switch (t) {
-    case DType::F32: return CUDA_R_32F;
-    case DType::BF16: return CUDA_R_16BF;
-    case DType::F16: return CUDA_R_16F;
+    case DType::F32:
+      return CUDA_R_32F;
+    case DType::BF16:
+      return CUDA_R_16BF;
+    case DType::F16:
+      return CUDA_R_16F;
   }
   return CUDA_R_32F;
 }
@@ -34,17 +38,16 @@ int to_int(int64_t v, const char* what) {
   return static_cast<int>(v);
 }
 
-void gemm_ex(cublasHandle_t h, int64_t m, int64_t n, int64_t k, const void* A, int64_t lda, const void* B,
-             int64_t ldb, void* C, int64_t ldc, DType ab, DType c, float alpha, float beta) {
+void gemm_ex(cublasHandle_t h, int64_t m, int64_t n, int64_t k, const void* A, int64_t lda, const void* B, int64_t ldb,
+             void* C, int64_t ldc, DType ab, DType c, float alpha, float beta) {
   if (m == 0 || n == 0) return;
   if (ab == DType::F32 && c != DType::F32)
     throw CudaError("cuBLAS GEMM: fp32 operands need an fp32 result (asked for " + std::string(dtype_name(c)) + ")");
   // Column-major view: C^T (n x m) = B^T (n x k) * A^T (k x m).
-  const cublasStatus_t s =
-      cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, to_int(n, "n"), to_int(m, "m"), to_int(k, "k"), &alpha, B,
-                   to_cuda(ab), to_int(std::max<int64_t>(1, ldb), "ldb"), A, to_cuda(ab),
-                   to_int(std::max<int64_t>(1, lda), "lda"), &beta, C, to_cuda(c),
-                   to_int(std::max<int64_t>(1, ldc), "ldc"), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  const cublasStatus_t s = cublasGemmEx(
+      h, CUBLAS_OP_N, CUBLAS_OP_N, to_int(n, "n"), to_int(m, "m"), to_int(k, "k"), &alpha, B, to_cuda(ab),
+      to_int(std::max<int64_t>(1, ldb), "ldb"), A, to_cuda(ab), to_int(std::max<int64_t>(1, lda), "lda"), &beta, C,
+      to_cuda(c), to_int(std::max<int64_t>(1, ldc), "ldc"), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   if (s != CUBLAS_STATUS_SUCCESS)
     check_cublas(s, "cublasGemmEx",
                  "m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) + " " +
@@ -72,8 +75,8 @@ void Blas::gemm(int64_t m, int64_t n, int64_t k, const void* A, int64_t lda, con
   gemm_ex(handle_, m, n, k, A, lda, B, ldb, C, ldc, ab, c, alpha, beta);
 }
 
-void gemm_f32(Stream stream, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* B,
-              int64_t ldb, float* C, int64_t ldc, float beta) {
+void gemm_f32(Stream stream, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* B, int64_t ldb,
+              float* C, int64_t ldc, float beta) {
   // One handle per thread and device, created on first use and kept for the
   // life of the process (destroying it after the CUDA context is torn down at
   // exit would fail).

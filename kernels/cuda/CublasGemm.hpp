@@ -38,7 +38,7 @@ class Blas {
 
 /// fp32 row-major GEMM on `stream` with a cached handle per thread and device:
 /// the backend of gemm_nn on Kokkos-CUDA builds (kernels/GemmCublas.cpp).
-void gemm_f32(Stream stream, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* B,
-              int64_t ldb, float* C, int64_t ldc, float beta);
+void gemm_f32(Stream stream, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* B, int64_t ldb,
+              float* C, int64_t ldc, float beta);
 
 }  // namespace moe::cuda

@@ -115,8 +115,8 @@ int64_t ExpertRunner::bytes_needed(const ExpertShape& s, DType t, int64_t max_ro
                                    int weight_sets) {
   const int64_t e = static_cast<int64_t>(dtype_bytes(t));
   const int64_t D = s.hidden, H = s.ffn;
-  const int64_t rows = 2 * max_rows * D * e;                    // input and output rows
-  const int64_t work = max_block_rows * (2 * H + H) * e;        // gate/up and activation of one block
+  const int64_t rows = 2 * max_rows * D * e;              // input and output rows
+  const int64_t work = max_block_rows * (2 * H + H) * e;  // gate/up and activation of one block
   const int64_t w = int64_t{weight_sets} * (3 * D * H * e + (s.act.gpt_oss ? (2 * H + D) * 4 : 0));
   return rows + work + w;
 }
@@ -225,9 +225,8 @@ void ExpertRunner::set_weights(int s, const float* w_gu, const float* w_d, const
     float* b = static_cast<float*>(m.biases.get()) + s * m.bias_floats();
     MOE_CUDA_CHECK(cudaMemcpyAsync(b, b_gu, static_cast<std::size_t>(2 * m.shape.ffn) * sizeof(float),
                                    cudaMemcpyHostToDevice, m.stream));
-    MOE_CUDA_CHECK(cudaMemcpyAsync(b + 2 * m.shape.ffn, b_d,
-                                   static_cast<std::size_t>(m.shape.hidden) * sizeof(float), cudaMemcpyHostToDevice,
-                                   m.stream));
+    MOE_CUDA_CHECK(cudaMemcpyAsync(b + 2 * m.shape.ffn, b_d, static_cast<std::size_t>(m.shape.hidden) * sizeof(float),
+                                   cudaMemcpyHostToDevice, m.stream));
     MOE_CUDA_CHECK(cudaStreamSynchronize(m.stream));
   }
 }

@@ -15,9 +15,12 @@ DType parse_dtype(const std::string& text) {
 
 const char* dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "fp32";
-    case DType::BF16: return "bf16";
-    case DType::F16: return "fp16";
+    case DType::F32:
+      return "fp32";
+    case DType::BF16:
+      return "bf16";
+    case DType::F16:
+      return "fp16";
   }
   return "?";
 }
@@ -85,8 +88,8 @@ void check_cuda_code(int code, const char* call) {
   int dev = -1;
   if (cudaGetDevice(&dev) != cudaSuccess) dev = -1;
   cudaGetLastError();
-  throw CudaError(std::string(call) + " failed on GPU " + std::to_string(dev) + ": " + cudaGetErrorString(err) +
-                  " (" + cudaGetErrorName(err) + ")");
+  throw CudaError(std::string(call) + " failed on GPU " + std::to_string(dev) + ": " + cudaGetErrorString(err) + " (" +
+                  cudaGetErrorName(err) + ")");
 }
 
 }  // namespace moe::cuda

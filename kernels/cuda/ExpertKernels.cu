@@ -1,8 +1,9 @@
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include "kernels/cuda/ExpertKernels.hpp"
 
@@ -41,9 +42,15 @@ void check_launch(const char* kernel) { check_cuda_code(static_cast<int>(cudaGet
 template <class F>
 void dispatch(DType t, F&& f) {
   switch (t) {
-    case DType::F32: f(float{}); break;
-    case DType::BF16: f(__nv_bfloat16{}); break;
-    case DType::F16: f(__half{}); break;
+    case DType::F32:
+      f(float{});
+      break;
+    case DType::BF16:
+      f(__nv_bfloat16{});
+      break;
+    case DType::F16:
+      f(__half{});
+      break;
   }
 }
 
@@ -59,8 +66,7 @@ template <class T>
 __global__ void swiglu_kernel(const T* __restrict__ gu, const float* __restrict__ b_gu, T* __restrict__ act,
                               int64_t rows, int64_t H, SwigluParams p) {
   const int64_t n = rows * H;
-  for (int64_t idx = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; idx < n;
-       idx += int64_t{gridDim.x} * blockDim.x) {
+  for (int64_t idx = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; idx < n; idx += int64_t{gridDim.x} * blockDim.x) {
     const int64_t i = idx / H, j = idx - i * H;
     float g = Elem<T>::load(gu[i * 2 * H + j]);
     float u = Elem<T>::load(gu[i * 2 * H + H + j]);
@@ -83,8 +89,7 @@ __global__ void swiglu_kernel(const T* __restrict__ gu, const float* __restrict_
 template <class T>
 __global__ void add_bias_kernel(T* __restrict__ y, const float* __restrict__ bias, int64_t rows, int64_t D) {
   const int64_t n = rows * D;
-  for (int64_t idx = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; idx < n;
-       idx += int64_t{gridDim.x} * blockDim.x)
+  for (int64_t idx = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; idx < n; idx += int64_t{gridDim.x} * blockDim.x)
     y[idx] = Elem<T>::store(Elem<T>::load(y[idx]) + bias[idx % D]);
 }
 
@@ -122,8 +127,8 @@ void swiglu(const void* gu, const float* b_gu, void* act, DType t, int64_t rows,
   if (rows <= 0 || H <= 0) return;
   dispatch(t, [&](auto v) {
     using T = decltype(v);
-    swiglu_kernel<T><<<grid_for(rows * H), kThreads, 0, stream>>>(static_cast<const T*>(gu), b_gu,
-                                                                   static_cast<T*>(act), rows, H, p);
+    swiglu_kernel<T><<<grid_for(rows * H), kThreads, 0, stream>>>(static_cast<const T*>(gu), b_gu, static_cast<T*>(act),
+                                                                  rows, H, p);
   });
   check_launch("swiglu kernel launch");
 }

@@ -46,8 +46,8 @@ inline std::optional<int64_t> checked_product(std::initializer_list<int64_t> fac
 /// as soon as a step overflows: SizeSum s("--tokens, --hidden"); s.add_product({B, D, 4});
 class CheckedSize {
  public:
-  explicit CheckedSize(std::string flags, std::string what = "buffer size") :
-      flags_(std::move(flags)), what_(std::move(what)) {}
+  explicit CheckedSize(std::string flags, std::string what = "buffer size")
+      : flags_(std::move(flags)), what_(std::move(what)) {}
   CheckedSize& add(int64_t v) {
     const auto r = checked_add(value_, v);
     if (!r) overflow();

@@ -11,11 +11,11 @@ enum class Activation { SwiGLU, GptOss };
 
 struct ModelShape {
   std::string preset = "small";
-  int num_experts = 32;       // N
-  int hidden = 128;           // D
-  int ffn = 256;              // H (expert intermediate size)
-  int top_k = 4;              // K
-  int64_t tokens = 2048;      // B, tokens per rank
+  int num_experts = 32;   // N
+  int hidden = 128;       // D
+  int ffn = 256;          // H (expert intermediate size)
+  int top_k = 4;          // K
+  int64_t tokens = 2048;  // B, tokens per rank
   Activation activation = Activation::SwiGLU;
   // gpt-oss SwiGLU variant constants (used when activation == GptOss).
   float swiglu_limit = 7.0f;

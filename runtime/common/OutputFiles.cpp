@@ -1,7 +1,6 @@
 #include "runtime/common/OutputFiles.hpp"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -9,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <sys/stat.h>
 
 namespace moe {
 
@@ -88,8 +88,10 @@ std::string check_output_path(const std::string& path, const std::string& flag) 
   }
   const fs::path dir = dir_of(output_target(path));
   std::error_code ec;
-  if (!fs::exists(dir, ec)) return flag + ": cannot write '" + path + "': the directory '" + dir.string() + "' does not exist";
-  if (!fs::is_directory(dir, ec)) return flag + ": cannot write '" + path + "': '" + dir.string() + "' is not a directory";
+  if (!fs::exists(dir, ec))
+    return flag + ": cannot write '" + path + "': the directory '" + dir.string() + "' does not exist";
+  if (!fs::is_directory(dir, ec))
+    return flag + ": cannot write '" + path + "': '" + dir.string() + "' is not a directory";
   try {
     const std::string tmp = create_temp_beside(output_target(path), flag);
     std::remove(tmp.c_str());
@@ -100,7 +102,8 @@ std::string check_output_path(const std::string& path, const std::string& flag) 
 }
 
 bool same_file(const std::string& a, const std::string& b) {
-  struct stat sa {}, sb {};
+  struct stat sa {
+  }, sb{};
   const bool ea = stat(a.c_str(), &sa) == 0, eb = stat(b.c_str(), &sb) == 0;
   if (ea && eb) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
   return normalised(a) == normalised(b);

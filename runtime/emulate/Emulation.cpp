@@ -5,9 +5,9 @@
 #include <stdexcept>
 
 #include "kernels/ExpertFfn.hpp"
-#include "runtime/layer/ExpertStore.hpp"
 #include "kernels/Gemm.hpp"
 #include "kernels/KernelTypes.hpp"
+#include "runtime/layer/ExpertStore.hpp"
 #include "runtime/layer/PhaseTimer.hpp"
 #include "runtime/layer/Router.hpp"
 #include "runtime/workload/Tokens.hpp"
@@ -128,8 +128,7 @@ void summarize_emulation(const EmulationConfig& cfg, EmulationResult& res) {
     p.weight_model_s = modelled_seconds(p.traffic.weight_send, p.traffic.weight_recv, cfg.link_gbps);
     if (p.name == kBaselinePolicy) ep = &p;
   }
-  for (auto& p : res.policies)
-    p.speedup_vs_ep = (ep && p.makespan_s > 0.0) ? ep->makespan_s / p.makespan_s : NAN;
+  for (auto& p : res.policies) p.speedup_vs_ep = (ep && p.makespan_s > 0.0) ? ep->makespan_s / p.makespan_s : NAN;
 }
 
 void time_emulation(const EmulationConfig& cfg, RankRunner& runner, EmulationResult& res,
@@ -158,9 +157,12 @@ void time_emulation(const EmulationConfig& cfg, RankRunner& runner, EmulationRes
   for (int round = 0; round < rounds; ++round)
     for (Item& it : items) {
       const RankWork& w = it.policy->work[it.rank];
-      if (round < cfg.warmup) runner.run(w, nullptr);
-      else if (round < cfg.warmup + cfg.repeats) it.times.push_back(runner.run(w, nullptr));
-      else runner.run(w, &it.policy->rank_phases[it.rank]);
+      if (round < cfg.warmup)
+        runner.run(w, nullptr);
+      else if (round < cfg.warmup + cfg.repeats)
+        it.times.push_back(runner.run(w, nullptr));
+      else
+        runner.run(w, &it.policy->rank_phases[it.rank]);
       if (progress) progress(++done, total);
     }
   for (const Item& it : items) it.policy->rank_time_s[it.rank] = median(it.times);
@@ -187,10 +189,12 @@ class KokkosRunner final : public RankRunner {
     const int64_t D = shape_.hidden, H = shape_.ffn;
     x_ = Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("emulate_x")), sz(b.max_rank_slots), sz(D));
     y_ = Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("emulate_y")), sz(b.max_rank_slots), sz(D));
-    gu_ = Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("emulate_gu")), sz(b.max_block_slots), sz(2 * H));
-    act_ws_ = Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("emulate_act")), sz(b.max_block_slots), sz(H));
-    weights_ = Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("emulate_w")),
-                      sz(b.max_blocks), sz(packed_));
+    gu_ = Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("emulate_gu")), sz(b.max_block_slots),
+                 sz(2 * H));
+    act_ws_ = Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("emulate_act")), sz(b.max_block_slots),
+                     sz(H));
+    weights_ = Matrix(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("emulate_w")), sz(b.max_blocks),
+                      sz(packed_));
     // Same synthetic values as the runtime's tokens and experts.
     generate_tokens(shape_, seed_, 0, 0, 0, x_);
     for (int i = 0; i < b.max_blocks; ++i) generate_expert_packed(shape_, 0, seed_, i, weights_.data() + i * packed_);

@@ -19,26 +19,26 @@
 #include <string>
 #include <vector>
 
-#include "runtime/common/ModelConfig.hpp"
 #include "policies/Plan.hpp"
 #include "policies/Policy.hpp"
+#include "runtime/common/ModelConfig.hpp"
 #include "runtime/layer/WorkSplit.hpp"
 #include "runtime/workload/Scenario.hpp"
 
 namespace moe {
 
 struct EmulationConfig {
-  ModelShape shape;     // shape.tokens: tokens on every emulated rank
-  int ranks = 8;        // P
+  ModelShape shape;  // shape.tokens: tokens on every emulated rank
+  int ranks = 8;     // P
   ScenarioSpec scenario;
   uint64_t seed = 1;
-  int step = 0;         // which step's routing (drift applies from step 1 on)
+  int step = 0;  // which step's routing (drift applies from step 1 on)
   int layer = 0;
   double drift = 0.0;
   PolicyParams params;
   std::vector<std::string> policies{"ep", "llep"};
-  int repeats = 5;      // timed runs per rank; the rank's time is their median
-  int warmup = 1;       // untimed runs per rank before those
+  int repeats = 5;            // timed runs per rank; the rank's time is their median
+  int warmup = 1;             // untimed runs per rank before those
   int64_t element_bytes = 4;  // bytes of one activation/weight element (the dtype), for traffic
   double link_gbps = 0.0;     // > 0: model traffic time on per-rank links of this many Gbit/s
 };
@@ -50,8 +50,8 @@ std::string validate_emulation_config(const EmulationConfig& config);
 struct Traffic {
   std::vector<int64_t> token_send, token_recv;    // dispatch + combine of token rows
   std::vector<int64_t> weight_send, weight_recv;  // expert weights moved by the plan
-  int64_t token_bytes() const;   // sent by all ranks
-  int64_t weight_bytes() const;  // sent by all ranks
+  int64_t token_bytes() const;                    // sent by all ranks
+  int64_t weight_bytes() const;                   // sent by all ranks
 };
 
 /// Traffic of `plan` for `loads`: a slot computed away from the rank that
@@ -78,16 +78,16 @@ struct PolicyEmulation {
   std::string name;
   bool exact = true;
   Plan plan;
-  std::vector<RankWork> work;            // per rank
-  std::vector<int64_t> rank_slots;       // per rank
-  std::vector<double> rank_time_s;       // per rank: median of the timed runs
-  std::vector<PhaseSplit> rank_phases;   // per rank: one instrumented run
-  double makespan_s = 0.0;               // max of rank_time_s
+  std::vector<RankWork> work;           // per rank
+  std::vector<int64_t> rank_slots;      // per rank
+  std::vector<double> rank_time_s;      // per rank: median of the timed runs
+  std::vector<PhaseSplit> rank_phases;  // per rank: one instrumented run
+  double makespan_s = 0.0;              // max of rank_time_s
   double mean_time_s = 0.0;
-  double speedup_vs_ep = NAN;            // EP makespan / this makespan
+  double speedup_vs_ep = NAN;  // EP makespan / this makespan
   Traffic traffic;
-  double token_model_s = NAN;            // modelled (link_gbps), not measured
-  double weight_model_s = NAN;           // modelled (link_gbps), not measured
+  double token_model_s = NAN;   // modelled (link_gbps), not measured
+  double weight_model_s = NAN;  // modelled (link_gbps), not measured
   int64_t slots_computed() const;
   int weight_transfers() const { return static_cast<int>(plan.transfers.size()); }
 };
@@ -97,7 +97,7 @@ struct EmulationResult {
   std::vector<PolicyEmulation> policies;  // "ep" first
   double ep_imbalance = 1.0;              // EP max/mean rank load: the ideal speedup of any rebalancing
   int64_t total_slots = 0;
-  std::string runner;                     // what ran the experts
+  std::string runner;  // what ran the experts
 };
 
 /// Loads from the runtime's scenario sampler (moe::scenario_load_matrix) and

@@ -1,17 +1,17 @@
 #include "runtime/harness/Comparison.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <numeric>
 #include <stdexcept>
 
-#include <unistd.h>
-
-#include "runtime/layer/MoeLayer.hpp"
-#include "runtime/layer/StepMetrics.hpp"
 #include "runtime/harness/Reference.hpp"
+#include "runtime/layer/MoeLayer.hpp"
 #include "runtime/layer/Router.hpp"
+#include "runtime/layer/StepMetrics.hpp"
 #include "runtime/workload/RoutingSources.hpp"
 #include "runtime/workload/Tokens.hpp"
 
@@ -127,7 +127,8 @@ class ComparisonRun {
       layers_.push_back(std::make_unique<MoeLayer>(cfg.shape, l, cfg.seed, source, comm, tracker_, cfg.layer));
     x_ = TrackedMatrix(tracker_, "tokens", cfg.tokens_on(me_), cfg.shape.hidden);
     out_ = TrackedMatrix(tracker_, "output", cfg.tokens_on(me_), cfg.shape.hidden);
-    if (cfg.mem_budget_mib > 0.0) budget_ = StepBudget{static_cast<int64_t>(cfg.mem_budget_mib * 1048576.0), cfg.layers};
+    if (cfg.mem_budget_mib > 0.0)
+      budget_ = StepBudget{static_cast<int64_t>(cfg.mem_budget_mib * 1048576.0), cfg.layers};
     init_results();
   }
 
@@ -166,7 +167,8 @@ class ComparisonRun {
     result_.num_ranks = P_;
     result_.hostnames = gather_hostnames(comm_);
     result_.node_of_rank = comm_.node_of_rank();
-    for (int n : result_.node_of_rank) result_.ranks_per_node = std::max(result_.ranks_per_node, comm_.ranks_on_node(n));
+    for (int n : result_.node_of_rank)
+      result_.ranks_per_node = std::max(result_.ranks_per_node, comm_.ranks_on_node(n));
     for (const auto& p : policies_) {
       PolicyResult r;
       r.name = p->name();

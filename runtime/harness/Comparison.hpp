@@ -11,12 +11,12 @@
 #include <vector>
 
 #include "comm/Communicator.hpp"
-#include "runtime/common/ModelConfig.hpp"
 #include "policies/Plan.hpp"
 #include "policies/Policy.hpp"
-#include "runtime/workload/Scenario.hpp"
+#include "runtime/common/ModelConfig.hpp"
 #include "runtime/layer/MoeLayer.hpp"
 #include "runtime/layer/StepRecord.hpp"
+#include "runtime/workload/Scenario.hpp"
 
 namespace moe {
 
@@ -30,7 +30,7 @@ struct RunConfig {
   int layers = 1;
   int warmup = 1;  // untimed steps per policy before measuring
   bool check = false;
-  bool quiet = false;  // no progress on stderr
+  bool quiet = false;           // no progress on stderr
   double mem_budget_mib = 0.0;  // per-rank budget of the runtime's buffers; 0 = none
   PolicyParams params;
   std::vector<std::string> policies{"ep"};
@@ -56,22 +56,22 @@ struct PolicyResult {
   int64_t weight_bytes = 0;              // bytes of expert weights sent, all ranks
   int64_t placement_bytes = 0;           // part of weight_bytes that placed resident replicas
   int64_t dropped_slots = 0;
-  int64_t routed_slots = 0;              // all ranks' slots over the measured layer-steps
-  double makespan_s = 0.0;               // sum over layer-steps of the max busy over ranks
-  double wall_s = 0.0;                   // sum over layer-steps of the max step wall time over ranks
+  int64_t routed_slots = 0;  // all ranks' slots over the measured layer-steps
+  double makespan_s = 0.0;   // sum over layer-steps of the max busy over ranks
+  double wall_s = 0.0;       // sum over layer-steps of the max step wall time over ranks
   double speedup_vs_ep = NAN;
   std::optional<double> max_rel_err;       // vs the reference with the same slots dropped
   std::optional<double> max_rel_err_full;  // vs the full reference (the price of dropping)
   std::optional<double> alpha_used;        // LLEP under --mem-budget: the smallest alpha it needed
   int oom_steps = 0;                       // layer-steps not run because the plan did not fit
 
-  double imbalance_sum = 0.0;            // sum over layer-steps of max/mean rank slots
-  int executed_steps = 0;                // layer-steps run (not OOM)
+  double imbalance_sum = 0.0;  // sum over layer-steps of max/mean rank slots
+  int executed_steps = 0;      // layer-steps run (not OOM)
   /// Per rank, every metric of the schema (StepMetrics.hpp) combined over the
   /// measured layer-steps by its aggregate (sum, max); the JSON's per_rank.
   std::vector<StepRecord> rank_totals;
-  int64_t token_bytes_inter_node = 0;    // part of token_bytes sent to another node
-  int64_t weight_bytes_inter_node = 0;   // part of weight_bytes sent to another node
+  int64_t token_bytes_inter_node = 0;   // part of token_bytes sent to another node
+  int64_t weight_bytes_inter_node = 0;  // part of weight_bytes sent to another node
 
   /// Mean over layer-steps of each step's max/mean rank slots (routing drifts
   /// between steps, so the imbalance of the summed slots would understate it).
@@ -86,8 +86,8 @@ struct PolicyResult {
 struct ComparisonResult {
   int num_ranks = 0;
   std::vector<std::string> hostnames;  // per rank
-  std::vector<int> node_of_rank;  // from the communicator (shared-memory split)
-  int ranks_per_node = 0;         // the most ranks on one node
+  std::vector<int> node_of_rank;       // from the communicator (shared-memory split)
+  int ranks_per_node = 0;              // the most ranks on one node
   std::vector<PolicyResult> policies;
   /// Fastest exact policy that completed (empty when none).
   std::string fastest_exact() const;

@@ -5,8 +5,8 @@
 #include <limits>
 #include <stdexcept>
 
-#include "runtime/layer/ExpertStore.hpp"
 #include "runtime/common/Rng.hpp"
+#include "runtime/layer/ExpertStore.hpp"
 
 namespace moe {
 
@@ -33,8 +33,10 @@ std::vector<double> reference_slot_outputs(const ModelShape& s, int layer, uint6
     const uint64_t L = static_cast<uint64_t>(layer), E = static_cast<uint64_t>(e);
     for (int64_t i = 0; i < D * 2 * H; ++i) w_gu[i] = synthetic_value(seed, Stream::ExpertGateUp, L, E, i, sc.w_gu);
     for (int64_t i = 0; i < H * D; ++i) w_d[i] = synthetic_value(seed, Stream::ExpertDown, L, E, i, sc.w_d);
-    for (int64_t i = 0; i < 2 * H; ++i) b_gu[i] = gpt_oss ? synthetic_value(seed, Stream::ExpertBias, L, E, i, sc.bias) : 0.0;
-    for (int64_t i = 0; i < D; ++i) b_d[i] = gpt_oss ? synthetic_value(seed, Stream::ExpertBias, L, E, 2 * H + i, sc.bias) : 0.0;
+    for (int64_t i = 0; i < 2 * H; ++i)
+      b_gu[i] = gpt_oss ? synthetic_value(seed, Stream::ExpertBias, L, E, i, sc.bias) : 0.0;
+    for (int64_t i = 0; i < D; ++i)
+      b_d[i] = gpt_oss ? synthetic_value(seed, Stream::ExpertBias, L, E, 2 * H + i, sc.bias) : 0.0;
     for (int64_t slot = 0; slot < T * K; ++slot) {
       if (expert_ids[slot] != e) continue;
       const double* xt = &x[(slot / K) * D];

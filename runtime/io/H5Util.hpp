@@ -3,13 +3,13 @@
 // trace reader. Internal to the runtime's .cpp files (the public headers do not
 // include hdf5.h).
 
-#include <hdf5.h>
-
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <hdf5.h>
 
 namespace moe::h5 {
 
@@ -136,19 +136,31 @@ inline void write_attr(hid_t obj, const char* name, const std::vector<std::strin
 template <class T>
 hid_t file_type_of();
 template <>
-inline hid_t file_type_of<int64_t>() { return H5T_STD_I64LE; }
+inline hid_t file_type_of<int64_t>() {
+  return H5T_STD_I64LE;
+}
 template <>
-inline hid_t file_type_of<uint64_t>() { return H5T_STD_U64LE; }
+inline hid_t file_type_of<uint64_t>() {
+  return H5T_STD_U64LE;
+}
 template <>
-inline hid_t file_type_of<double>() { return H5T_IEEE_F64LE; }
+inline hid_t file_type_of<double>() {
+  return H5T_IEEE_F64LE;
+}
 template <class T>
 hid_t mem_type_of();
 template <>
-inline hid_t mem_type_of<int64_t>() { return H5T_NATIVE_INT64; }
+inline hid_t mem_type_of<int64_t>() {
+  return H5T_NATIVE_INT64;
+}
 template <>
-inline hid_t mem_type_of<uint64_t>() { return H5T_NATIVE_UINT64; }
+inline hid_t mem_type_of<uint64_t>() {
+  return H5T_NATIVE_UINT64;
+}
 template <>
-inline hid_t mem_type_of<double>() { return H5T_NATIVE_DOUBLE; }
+inline hid_t mem_type_of<double>() {
+  return H5T_NATIVE_DOUBLE;
+}
 
 /// Scalar numeric attribute (int64, uint64 or double); overwrites an existing one.
 template <class T>
@@ -159,8 +171,8 @@ void write_attr(hid_t obj, const char* name, T value) {
     return;
   }
   Handle s = space(check_id(H5Screate(H5S_SCALAR), "H5Screate"));
-  Handle a = attr(
-      check_id(H5Acreate2(obj, name, file_type_of<T>(), s, H5P_DEFAULT, H5P_DEFAULT), std::string("attribute ") + name));
+  Handle a = attr(check_id(H5Acreate2(obj, name, file_type_of<T>(), s, H5P_DEFAULT, H5P_DEFAULT),
+                           std::string("attribute ") + name));
   check(H5Awrite(a, mem_type_of<T>(), &value), std::string("writing attribute ") + name);
 }
 

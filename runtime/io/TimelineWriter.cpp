@@ -1,8 +1,6 @@
 #include "runtime/io/TimelineWriter.hpp"
 
 #include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,6 +10,8 @@
 #include <ctime>
 #include <filesystem>
 #include <stdexcept>
+#include <sys/file.h>
+#include <sys/stat.h>
 
 #include "runtime/common/OutputFiles.hpp"
 #include "runtime/io/H5Util.hpp"
@@ -21,7 +21,6 @@
 namespace moe {
 
 namespace {
-
 
 // A /timeline row is packed bytes: the key columns, then one column per
 // field of the step-metric schema (StepMetrics.hpp), int64 or float64.
@@ -226,8 +225,9 @@ std::string iso8601_utc_now() {
 }
 
 std::string timeline_units_json() {
-  std::string s = "{\"policy\": \"enum (names in the type and in the attribute policies)\", \"step\": \"index\", "
-                  "\"layer\": \"index\", \"rank\": \"index\", \"expert\": \"index\", \"slots\": \"token-slots\"";
+  std::string s =
+      "{\"policy\": \"enum (names in the type and in the attribute policies)\", \"step\": \"index\", "
+      "\"layer\": \"index\", \"rank\": \"index\", \"expert\": \"index\", \"slots\": \"token-slots\"";
   for (const auto& m : step_metrics()) s += ", \"" + m.name + "\": \"" + m.unit + "\"";
   return s + "}";
 }
@@ -264,8 +264,9 @@ TimelineWriter::TimelineWriter(const std::string& path, const TimelineHeader& h)
   // comes from the metric schema, so it grows with it).
   const int64_t kRowBytesBound = static_cast<int64_t>(row_bytes());
   constexpr int64_t kLoadRowBytesBound = 32;
-  m.margin = (int64_t{1} << 20) + 2 * (static_cast<int64_t>(kTimelineChunk) * kRowBytesBound +
-                                       static_cast<int64_t>(kLoadChunk) * kLoadRowBytesBound) +
+  m.margin = (int64_t{1} << 20) +
+             2 * (static_cast<int64_t>(kTimelineChunk) * kRowBytesBound +
+                  static_cast<int64_t>(kLoadChunk) * kLoadRowBytesBound) +
              4 * int64_t{h.num_ranks} * kRowBytesBound;
   m.reserve_ahead();
 
@@ -275,7 +276,8 @@ TimelineWriter::TimelineWriter(const std::string& path, const TimelineHeader& h)
   h5::Handle row_file = packed(m.row_type), load_file = packed(m.load_type);
   // Named copy of the enum, so readers can find the name table on its own.
   h5::Handle enum_copy = h5::type(h5::check_id(H5Tcopy(m.policy_enum), "H5Tcopy"));
-  h5::check(H5Tcommit2(m.file, "policy_enum", enum_copy, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "committing policy_enum");
+  h5::check(H5Tcommit2(m.file, "policy_enum", enum_copy, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+            "committing policy_enum");
   m.timeline = create_extendible(m.file, "timeline", row_file, kTimelineChunk, m.compressed);
   m.expert_load = create_extendible(m.file, "expert_load", load_file, kLoadChunk, m.compressed);
 
@@ -314,11 +316,11 @@ void TimelineWriter::publish(const std::string& target) {
     m.file.reset();
     std::remove(m.temp.c_str());
     m.temp.clear();
-    throw std::runtime_error(
-        "'" + m.path + "' is locked by another process (" +
-        (err == EWOULDBLOCK ? std::string("another run writing it, or a reader such as h5py holding it open")
-                            : std::string(std::strerror(err))) +
-        "); it was left unchanged");
+    throw std::runtime_error("'" + m.path + "' is locked by another process (" +
+                             (err == EWOULDBLOCK
+                                  ? std::string("another run writing it, or a reader such as h5py holding it open")
+                                  : std::string(std::strerror(err))) +
+                             "); it was left unchanged");
   }
   const int rc = std::rename(m.temp.c_str(), target.c_str());
   const int err = errno;

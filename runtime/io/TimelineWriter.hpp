@@ -62,8 +62,8 @@ class TimelineWriter {
   /// was never closed this way (killed or failed run) keeps `complete` = 0.
   void close();
 
-  int64_t rows() const;                  // rows of /timeline so far
-  bool compressed() const;               // deflate in use
+  int64_t rows() const;     // rows of /timeline so far
+  bool compressed() const;  // deflate in use
   const std::string& path() const;
 
  private:

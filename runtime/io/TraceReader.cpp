@@ -76,8 +76,7 @@ struct TraceReader::Impl {
         H5Dread(ids, H5T_NATIVE_INT64, mspace, fspace, H5P_DEFAULT, out.data()) < 0) {
       const std::string why = h5::last_error();
       fail("cannot read /expert_ids[" + std::to_string(s) + "," + std::to_string(l) + "," + std::to_string(t0) + ":" +
-               std::to_string(t0 + n) + ",:] (the file is truncated or corrupt" + (why.empty() ? "" : ": " + why) +
-               ")",
+               std::to_string(t0 + n) + ",:] (the file is truncated or corrupt" + (why.empty() ? "" : ": " + why) + ")",
            collective);
     }
   }
@@ -106,7 +105,8 @@ TraceReader::TraceReader(const std::string& path, const ModelShape& shape) : imp
   if (!fs::exists(path, ec)) m.fail("no such file");
   if (fs::is_directory(path, ec)) m.fail("is a directory, not an HDF5 trace file");
   // A FIFO or a device would block or never end when HDF5 reads it.
-  if (!fs::is_regular_file(path, ec)) m.fail("is not a regular file (a FIFO, socket or device), not an HDF5 trace file");
+  if (!fs::is_regular_file(path, ec))
+    m.fail("is not a regular file (a FIFO, socket or device), not an HDF5 trace file");
 
   h5::QuietErrors quiet;
   const htri_t is_h5 = H5Fis_hdf5(path.c_str());
@@ -191,8 +191,7 @@ void TraceReader::validate(int steps, int layers, int64_t total_tokens) const {
     }
 }
 
-void TraceReader::read(int step, int layer, int64_t token_offset, int64_t tokens,
-                       std::span<int32_t> expert_ids) const {
+void TraceReader::read(int step, int layer, int64_t token_offset, int64_t tokens, std::span<int32_t> expert_ids) const {
   const Impl& m = *impl_;
   const int64_t K = m.top_k;
   if (static_cast<int64_t>(expert_ids.size()) < tokens * K)

@@ -9,10 +9,10 @@
 // attributes num_experts and top_k (checked against the run when present).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
-#include <functional>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -66,7 +66,7 @@ void validate_trace(const std::string& path, const ModelShape& shape, int steps,
 struct TraceMeta {
   int num_experts = 0;
   int top_k = 0;
-  std::string source;        // e.g. "moe-ep trace (synthetic: ...)"
+  std::string source;  // e.g. "moe-ep trace (synthetic: ...)"
   std::string tool_version;
   std::vector<int64_t> tokens_per_rank;  // empty: not recorded
   using Value = std::variant<int64_t, uint64_t, double, std::string>;

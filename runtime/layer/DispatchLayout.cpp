@@ -1,11 +1,11 @@
 #include "runtime/layer/DispatchLayout.hpp"
 
-#include "runtime/layer/WorkSplit.hpp"
-
 #include <algorithm>
 #include <numeric>
 #include <stdexcept>
 #include <tuple>
+
+#include "runtime/layer/WorkSplit.hpp"
 
 namespace moe {
 
@@ -85,8 +85,8 @@ int64_t DispatchLayout::total_recv() const { return std::accumulate(recv_rows.be
 namespace {
 // Rank that owns position `pos` of expert e, or -1 when the slot is dropped.
 int owner_of(const SlotRangeList& ranges, int64_t pos) {
-  auto it = std::upper_bound(ranges.begin(), ranges.end(), pos,
-                             [](int64_t p, const SlotRange& r) { return p < r.start; });
+  auto it =
+      std::upper_bound(ranges.begin(), ranges.end(), pos, [](int64_t p, const SlotRange& r) { return p < r.start; });
   if (it == ranges.begin()) return -1;
   --it;
   return pos < it->end ? it->rank : -1;

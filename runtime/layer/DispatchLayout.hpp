@@ -27,8 +27,8 @@ class SlotOrderMap {
 
  private:
   const LoadMatrix* loads_;
-  std::vector<int64_t> offset_;     // [rank][expert]: slots of e on earlier ranks
-  std::vector<int64_t> explicit_;   // gate order: positions packed [rank][expert][i]
+  std::vector<int64_t> offset_;          // [rank][expert]: slots of e on earlier ranks
+  std::vector<int64_t> explicit_;        // gate order: positions packed [rank][expert][i]
   std::vector<int64_t> explicit_start_;  // [rank][expert] start into explicit_
 };
 

@@ -11,14 +11,12 @@
 namespace moe {
 
 WeightScales weight_scales(const ModelShape& s) {
-  return WeightScales{1.0f / std::sqrt(static_cast<float>(s.hidden)), 1.0f / std::sqrt(static_cast<float>(s.ffn)),
-                      0.1f, 1.0f / std::sqrt(static_cast<float>(s.hidden)), std::sqrt(3.0f)};
+  return WeightScales{1.0f / std::sqrt(static_cast<float>(s.hidden)), 1.0f / std::sqrt(static_cast<float>(s.ffn)), 0.1f,
+                      1.0f / std::sqrt(static_cast<float>(s.hidden)), std::sqrt(3.0f)};
 }
 
 namespace {
-int64_t packed_size(const ModelShape& s) {
-  return s.expert_weight_bytes() / static_cast<int64_t>(sizeof(float));
-}
+int64_t packed_size(const ModelShape& s) { return s.expert_weight_bytes() / static_cast<int64_t>(sizeof(float)); }
 }  // namespace
 
 void generate_expert_packed(const ModelShape& shape, int layer, uint64_t seed, int expert, float* packed) {
@@ -30,10 +28,12 @@ void generate_expert_packed(const ModelShape& shape, int layer, uint64_t seed, i
   Kokkos::parallel_for(
       "moe::generate_expert", Kokkos::RangePolicy<ExecSpace>(0, n), KOKKOS_LAMBDA(const int64_t i) {
         float v;
-        if (i < n_gu) v = synthetic_value(seed, Stream::ExpertGateUp, L, E, static_cast<uint64_t>(i), sc.w_gu);
+        if (i < n_gu)
+          v = synthetic_value(seed, Stream::ExpertGateUp, L, E, static_cast<uint64_t>(i), sc.w_gu);
         else if (i < n_gu + n_d)
           v = synthetic_value(seed, Stream::ExpertDown, L, E, static_cast<uint64_t>(i - n_gu), sc.w_d);
-        else v = synthetic_value(seed, Stream::ExpertBias, L, E, static_cast<uint64_t>(i - n_gu - n_d), sc.bias);
+        else
+          v = synthetic_value(seed, Stream::ExpertBias, L, E, static_cast<uint64_t>(i - n_gu - n_d), sc.bias);
         packed[i] = v;
       });
 }

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "kernels/ExpertFfn.hpp"
-#include "runtime/layer/MemoryTracker.hpp"
 #include "runtime/common/ModelConfig.hpp"
+#include "runtime/layer/MemoryTracker.hpp"
 
 namespace moe {
 

@@ -24,11 +24,11 @@ std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, 
     const int64_t sent = plan.slot_order == SlotOrder::Position ? split.kept_rows(r) : slots;
     const RankWork& w = split.work[static_cast<size_t>(r)];
     const int64_t ws_rows = ffn_workspace_rows(w.largest_block(), LayerOptions{ffn_tile_rows}.tile_rows(s));
-    const int64_t compute = 2 * tokens * D                 // tokens and output
-                            + sent * D + w.slots * D       // dispatch send and receive buffers
-                            + 2 * w.slots * D              // expert-major input and output
-                            + ws_rows * 3 * H;             // gate/up and activation workspaces
-    const int64_t route = 2 * tokens * D + tokens * N;     // tokens, output and router logits
+    const int64_t compute = 2 * tokens * D              // tokens and output
+                            + sent * D + w.slots * D    // dispatch send and receive buffers
+                            + 2 * w.slots * D           // expert-major input and output
+                            + ws_rows * 3 * H;          // gate/up and activation workspaces
+    const int64_t route = 2 * tokens * D + tokens * N;  // tokens, output and router logits
     int64_t resident = resident_elsewhere.empty() ? 0 : resident_elsewhere[static_cast<size_t>(r)];
     if (!plan.resident.empty()) resident += static_cast<int64_t>(plan.resident[static_cast<size_t>(r)].size());
     peak[static_cast<size_t>(r)] = weights +
@@ -67,8 +67,7 @@ BudgetVerdict fit_to_budget(const Plan& plan, const PlacementPolicy& policy, con
   if (!v.fits) {
     char buf[160];
     std::snprintf(buf, sizeof buf, "OOM: needs %.1f MiB > budget %.1f MiB on rank %d",
-                  static_cast<double>(v.need_bytes) / 1048576.0, static_cast<double>(budget) / 1048576.0,
-                  v.worst_rank);
+                  static_cast<double>(v.need_bytes) / 1048576.0, static_cast<double>(budget) / 1048576.0, v.worst_rank);
     v.reason = buf;
   }
   return v;

@@ -24,17 +24,16 @@ namespace moe {
 /// plus `resident_elsewhere[r]` replicas rank r holds in other layers. It is exactly
 /// what MemoryTracker measures (tests/unit/test_memory_model.cpp,
 /// tests/mpi/test_layer_mpi.cpp).
-std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, const ModelShape& shape,
-                                     int num_layers, int64_t ffn_tile_rows = 0,
-                                     const std::vector<int64_t>& resident_elsewhere = {});
+std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, const ModelShape& shape, int num_layers,
+                                     int64_t ffn_tile_rows = 0, const std::vector<int64_t>& resident_elsewhere = {});
 
 struct BudgetVerdict {
   bool fits = true;
-  Plan plan;                          // the plan to run (maybe an alternative that fits)
-  std::optional<double> alpha_used;   // the policy's budget parameter of that plan, when it has one
-  int64_t need_bytes = 0;             // the worst rank's peak
+  Plan plan;                         // the plan to run (maybe an alternative that fits)
+  std::optional<double> alpha_used;  // the policy's budget parameter of that plan, when it has one
+  int64_t need_bytes = 0;            // the worst rank's peak
   int worst_rank = 0;
-  std::string reason;                 // "OOM: needs X MiB > budget Y MiB on rank r"
+  std::string reason;  // "OOM: needs X MiB > budget Y MiB on rank r"
 };
 
 /// Checks `plan` against `budget_bytes` per rank. A plan that does not fit is

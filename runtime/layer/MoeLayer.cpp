@@ -144,9 +144,8 @@ void MoeLayer::lay_out(StepState& st) {
     comm_.allgatherv(mine, gathered_gates, counts);
   }
   BusyScope busy(st.T(), Phase::Plan);
-  const SlotOrderMap order = st.plan.slot_order == SlotOrder::GateDescending
-                                 ? SlotOrderMap(st.loads, gathered_gates)
-                                 : SlotOrderMap(st.loads);
+  const SlotOrderMap order =
+      st.plan.slot_order == SlotOrder::GateDescending ? SlotOrderMap(st.loads, gathered_gates) : SlotOrderMap(st.loads);
   st.layout = build_dispatch_layout(st.plan, st.loads, order, comm_.rank(), st.routing.expert_ids, shape_.top_k);
   st.rec.slots_dropped = st.layout.dropped;
   st.rec.slots_native = st.layout.slots_native;
@@ -165,7 +164,8 @@ void MoeLayer::lay_out(StepState& st) {
   using HostIndices = Kokkos::View<const int64_t*, IndexVector::array_layout, Kokkos::HostSpace,
                                    Kokkos::MemoryTraits<Kokkos::Unmanaged>>;
   const ExecSpace exec;
-  Kokkos::deep_copy(exec, Kokkos::subview(layout_dev_, std::make_pair(size_t{0}, n)), HostIndices(st.layout_host.data(), n));
+  Kokkos::deep_copy(exec, Kokkos::subview(layout_dev_, std::make_pair(size_t{0}, n)),
+                    HostIndices(st.layout_host.data(), n));
   exec.fence();  // the host vector may change after this stage
   const int64_t* base = layout_dev_.data();
   st.send_token = ConstIndexVector(base, L.send_token.size());
@@ -189,8 +189,7 @@ void MoeLayer::place_replicas(StepState& st) {
   for (int r = 0; r < P; ++r) {
     if (r == me) continue;
     for (int e : st.plan.resident[r]) {
-      const bool had = static_cast<int>(before.size()) > r &&
-                       std::binary_search(before[r].begin(), before[r].end(), e);
+      const bool had = static_cast<int>(before.size()) > r && std::binary_search(before[r].begin(), before[r].end(), e);
       if (!had && native_rank(e, N, P) == me) st.weight_sends.push_back({r, e, experts_.packed(e), nullptr, bytes});
     }
   }

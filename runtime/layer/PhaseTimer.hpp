@@ -5,9 +5,10 @@
 
 #include <time.h>
 
-#include <Kokkos_Core.hpp>
 #include <array>
 #include <chrono>
+
+#include <Kokkos_Core.hpp>
 
 namespace moe {
 
@@ -29,7 +30,8 @@ inline double wall_seconds() {
 /// backends (CUDA), where kernels run asynchronously and the host thread only
 /// launches them, wall time after a fence.
 inline double busy_clock() {
-  if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace, Kokkos::DefaultExecutionSpace::memory_space>::accessible) {
+  if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace,
+                                           Kokkos::DefaultExecutionSpace::memory_space>::accessible) {
     return thread_cpu_seconds();
   } else {
     Kokkos::fence();

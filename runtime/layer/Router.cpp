@@ -1,9 +1,9 @@
 #include "runtime/layer/Router.hpp"
 
-#include "runtime/layer/ExpertStore.hpp"
 #include "kernels/Gemm.hpp"
-#include "runtime/common/Rng.hpp"
 #include "kernels/RouterKernels.hpp"
+#include "runtime/common/Rng.hpp"
+#include "runtime/layer/ExpertStore.hpp"
 
 namespace moe {
 
@@ -25,7 +25,10 @@ void init_router_weights(const Matrix& w, const ModelShape& shape, int layer, ui
 }  // namespace detail
 
 Router::Router(const ModelShape& shape, int layer, uint64_t seed, ExpertIdSource source, MemoryTracker& tracker)
-    : shape_(shape), source_(std::move(source)), tracker_(&tracker), w_r_(tracker, "router_weights", shape.hidden, shape.num_experts) {
+    : shape_(shape),
+      source_(std::move(source)),
+      tracker_(&tracker),
+      w_r_(tracker, "router_weights", shape.hidden, shape.num_experts) {
   detail::init_router_weights(w_r_.view(), shape, layer, seed);
 }
 
@@ -34,7 +37,8 @@ Routing Router::route(const Matrix& x, const RoutingKey& key) const {
   const int K = shape_.top_k;
   Routing r;
   r.expert_ids.assign(static_cast<size_t>(B * K), 0);
-  r.expert_ids_dev = ExpertIdVector(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("expert_ids")), static_cast<size_t>(B * K));
+  r.expert_ids_dev = ExpertIdVector(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("expert_ids")),
+                                    static_cast<size_t>(B * K));
   r.gates = Vector(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("gates")), static_cast<size_t>(B * K));
   if (B == 0) return r;
   TrackedMatrix logits(*tracker_, "router_logits", B, shape_.num_experts);

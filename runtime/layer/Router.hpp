@@ -10,17 +10,16 @@
 #include <vector>
 
 #include "kernels/KernelTypes.hpp"
-#include "runtime/layer/MemoryTracker.hpp"
 #include "runtime/common/ModelConfig.hpp"
+#include "runtime/layer/MemoryTracker.hpp"
 #include "runtime/layer/RoutingSource.hpp"
 
 namespace moe {
 
-
 struct Routing {
   std::vector<int32_t> expert_ids;  // host copy, t*K + k
   ExpertIdVector expert_ids_dev;
-  Vector gates;                     // device, t*K + k
+  Vector gates;  // device, t*K + k
 };
 
 class Router {

@@ -9,9 +9,9 @@ namespace {
 
 std::vector<MetricField> build_schema() {
   std::vector<MetricField> f;
-#define MOE_COUNTER_FIELD(name, agg, unit, desc)                                                           \
-  f.push_back({#name, MetricType::Int64, MetricAggregate::agg, unit, desc, true,                           \
-               [](const StepRecord& r, int) { return static_cast<double>(r.name); },                       \
+#define MOE_COUNTER_FIELD(name, agg, unit, desc)                                     \
+  f.push_back({#name, MetricType::Int64, MetricAggregate::agg, unit, desc, true,     \
+               [](const StepRecord& r, int) { return static_cast<double>(r.name); }, \
                [](StepRecord& r, int, double v) { r.name = static_cast<int64_t>(std::llround(v)); }, 0});
   MOE_STEP_COUNTERS(MOE_COUNTER_FIELD)
 #undef MOE_COUNTER_FIELD
@@ -24,13 +24,15 @@ std::vector<MetricField> build_schema() {
                  [](const StepRecord& r, int k) { return r.times.wall[static_cast<size_t>(k)]; },
                  [](StepRecord& r, int k, double v) { r.times.wall[static_cast<size_t>(k)] = v; }, i});
     f.push_back({"busy_" + phase, MetricType::Float64, MetricAggregate::Sum, "s (busy clock)",
-                 "busy time of the " + phase + " phase: local work, not waiting (thread CPU time on host "
-                 "backends, fenced wall time on device backends)",
+                 "busy time of the " + phase +
+                     " phase: local work, not waiting (thread CPU time on host "
+                     "backends, fenced wall time on device backends)",
                  true, [](const StepRecord& r, int k) { return r.times.busy[static_cast<size_t>(k)]; },
                  [](StepRecord& r, int k, double v) { r.times.busy[static_cast<size_t>(k)] = v; }, i});
     f.push_back({"start_" + phase, MetricType::Float64, MetricAggregate::None, "s (wall, since the run's epoch)",
-                 "when the " + phase + " phase began, seconds since the epoch all ranks take after a barrier "
-                 "at the start of the run",
+                 "when the " + phase +
+                     " phase began, seconds since the epoch all ranks take after a barrier "
+                     "at the start of the run",
                  true, [](const StepRecord& r, int k) { return r.times.start[static_cast<size_t>(k)]; },
                  [](StepRecord& r, int k, double v) { r.times.start[static_cast<size_t>(k)] = v; }, i});
   }

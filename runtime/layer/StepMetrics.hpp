@@ -27,7 +27,7 @@ struct MetricField {
   bool stored = true;  // false: derived from the others (not packed)
   double (*get)(const StepRecord&, int index) = nullptr;
   void (*set)(StepRecord&, int index, double value) = nullptr;  // stored fields only
-  int index = 0;       // the phase, for per-phase fields
+  int index = 0;                                                // the phase, for per-phase fields
 
   double value(const StepRecord& r) const { return get(r, index); }
 };

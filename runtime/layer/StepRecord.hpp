@@ -10,20 +10,20 @@
 #include "runtime/layer/PhaseTimer.hpp"
 
 // X(name, aggregation over layer-steps, unit, description). All int64_t.
-#define MOE_STEP_COUNTERS(X)                                                                                  \
-  X(slots_routed, Sum, "token-slots", "this rank's token-slots (tokens x K)")                                \
-  X(slots_native, Sum, "token-slots", "slots computed of this rank's native experts")                        \
-  X(slots_foreign, Sum, "token-slots", "slots computed of experts not native here (imported or resident)")   \
-  X(experts_imported, Sum, "experts", "expert weights received for the step")                                \
-  X(slots_dropped, Sum, "token-slots", "this rank's slots the plan dropped")                                 \
-  X(bytes_tokens_sent, Sum, "bytes", "token rows sent to other ranks (dispatch + combine)")                  \
-  X(bytes_tokens_recv, Sum, "bytes", "token rows received from other ranks (dispatch + combine)")            \
-  X(bytes_weights_sent, Sum, "bytes", "expert weights sent to other ranks")                                  \
-  X(bytes_weights_recv, Sum, "bytes", "expert weights received from other ranks")                            \
-  X(bytes_tokens_sent_inter_node, Sum, "bytes", "part of bytes_tokens_sent that went to another node")       \
-  X(bytes_weights_sent_inter_node, Sum, "bytes", "part of bytes_weights_sent that went to another node")     \
-  X(experts_placed, Sum, "experts", "resident replicas received (a stateful policy's re-placement)")        \
-  X(bytes_resident, Max, "bytes", "resident replicas held here, all layers (stateful policies)")            \
+#define MOE_STEP_COUNTERS(X)                                                                               \
+  X(slots_routed, Sum, "token-slots", "this rank's token-slots (tokens x K)")                              \
+  X(slots_native, Sum, "token-slots", "slots computed of this rank's native experts")                      \
+  X(slots_foreign, Sum, "token-slots", "slots computed of experts not native here (imported or resident)") \
+  X(experts_imported, Sum, "experts", "expert weights received for the step")                              \
+  X(slots_dropped, Sum, "token-slots", "this rank's slots the plan dropped")                               \
+  X(bytes_tokens_sent, Sum, "bytes", "token rows sent to other ranks (dispatch + combine)")                \
+  X(bytes_tokens_recv, Sum, "bytes", "token rows received from other ranks (dispatch + combine)")          \
+  X(bytes_weights_sent, Sum, "bytes", "expert weights sent to other ranks")                                \
+  X(bytes_weights_recv, Sum, "bytes", "expert weights received from other ranks")                          \
+  X(bytes_tokens_sent_inter_node, Sum, "bytes", "part of bytes_tokens_sent that went to another node")     \
+  X(bytes_weights_sent_inter_node, Sum, "bytes", "part of bytes_weights_sent that went to another node")   \
+  X(experts_placed, Sum, "experts", "resident replicas received (a stateful policy's re-placement)")       \
+  X(bytes_resident, Max, "bytes", "resident replicas held here, all layers (stateful policies)")           \
   X(peak_bytes, Max, "bytes", "runtime buffers live at the step's peak (tracked allocator)")
 
 namespace moe {

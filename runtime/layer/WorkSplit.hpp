@@ -38,9 +38,9 @@ std::vector<int64_t> rows_computed_by(const Plan& plan, const SlotOrderMap& orde
 
 struct WorkSplit {
   int num_ranks = 0;
-  std::vector<RankWork> work;     // per computing rank
-  std::vector<int64_t> flow;      // token rows [src][dst]: routed on src, computed on dst (dst == src: stays)
-  std::vector<int> imported;      // per rank: expert weights it receives
+  std::vector<RankWork> work;  // per computing rank
+  std::vector<int64_t> flow;   // token rows [src][dst]: routed on src, computed on dst (dst == src: stays)
+  std::vector<int> imported;   // per rank: expert weights it receives
   int64_t rows(int src, int dst) const { return flow[static_cast<size_t>(src) * num_ranks + dst]; }
   /// Rows rank `src` sends anywhere, itself included (its kept slots).
   int64_t kept_rows(int src) const;

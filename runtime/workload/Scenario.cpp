@@ -80,11 +80,11 @@ std::string ScenarioSpec::validate(const ModelShape& shape) const {
   if (kind == Kind::Hot) {
     if (hot_experts > shape.num_experts)
       return "--scenario: '" + text + "' has k = " + std::to_string(hot_experts) + " hot experts but only " +
-             std::to_string(shape.num_experts) + " experts exist (valid k: 1.." +
-             std::to_string(shape.num_experts) + ")";
+             std::to_string(shape.num_experts) + " experts exist (valid k: 1.." + std::to_string(shape.num_experts) +
+             ")";
     if (hot_experts == shape.num_experts && hot_percent < 100.0)
-      return "--scenario: '" + text + "' leaves no cold experts for the other " +
-             std::to_string(100.0 - hot_percent) + "% (use k < " + std::to_string(shape.num_experts) + ")";
+      return "--scenario: '" + text + "' leaves no cold experts for the other " + std::to_string(100.0 - hot_percent) +
+             "% (use k < " + std::to_string(shape.num_experts) + ")";
   }
   return {};
 }
@@ -121,8 +121,10 @@ void sample_expert_ids(const ScenarioSpec& spec, const ModelShape& shape, double
           const double u = to_unit(h);
           const uint64_t v = mix64(h);
           int e;
-          if (n_cold == 0 || u < p_hot) e = static_cast<int>(v % static_cast<uint64_t>(k_hot));
-          else e = k_hot + static_cast<int>(v % static_cast<uint64_t>(n_cold));
+          if (n_cold == 0 || u < p_hot)
+            e = static_cast<int>(v % static_cast<uint64_t>(k_hot));
+          else
+            e = k_hot + static_cast<int>(v % static_cast<uint64_t>(n_cold));
           expert_ids[t * K + k] = static_cast<int32_t>((e + d.hot_start) % N);
         }
       }

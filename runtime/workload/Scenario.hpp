@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "policies/Plan.hpp"
 #include "runtime/common/ModelConfig.hpp"
 #include "runtime/layer/RoutingSource.hpp"
-#include "policies/Plan.hpp"
 
 namespace moe {
 

@@ -13,8 +13,7 @@ void generate_tokens(const ModelShape& shape, uint64_t seed, int step, int layer
   const float scale = weight_scales(shape).token;
   const uint64_t S = static_cast<uint64_t>(step), L = static_cast<uint64_t>(layer);
   Kokkos::parallel_for(
-      "moe::generate_tokens", RowMajorPolicy2D({0, 0}, {B, D}),
-      KOKKOS_LAMBDA(const int64_t t, const int64_t d) {
+      "moe::generate_tokens", RowMajorPolicy2D({0, 0}, {B, D}), KOKKOS_LAMBDA(const int64_t t, const int64_t d) {
         x(t, d) = synthetic_value(seed, Stream::Tokens, S * 65536 + L, static_cast<uint64_t>(token_offset + t),
                                   static_cast<uint64_t>(d), scale);
       });

@@ -3,8 +3,6 @@
 // only happen at synchronize(), as asynchronous ones may), its grow-only pinned
 // buffers, the NCCL communicator's wait/abort and teardown rules, and the
 // node-local rank used to pick a GPU before MPI_Init.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cstring>
 #include <functional>
@@ -12,6 +10,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "comm/DeviceSelect.hpp"
 #include "comm/StagedMpiCommunicator.hpp"
@@ -35,8 +35,7 @@ class FakeDevice final : public DeviceLayer {
   }
   bool is_device(const void* p) override {
     for (const auto& b : blocks_)
-      if (p >= static_cast<const void*>(b->data()) && p < static_cast<const void*>(b->data() + b->size()))
-        return true;
+      if (p >= static_cast<const void*>(b->data()) && p < static_cast<const void*>(b->data() + b->size())) return true;
     return false;
   }
   void* alloc_pinned(size_t bytes) override {
@@ -92,7 +91,9 @@ class FakeMpi final : public Communicator {
   std::string backend() const override { return "mpi"; }
   int rank() const override { return 0; }
   int size() const override { return 1; }
-  void allgather(std::span<const int64_t> s, std::span<int64_t> r) override { std::copy(s.begin(), s.end(), r.begin()); }
+  void allgather(std::span<const int64_t> s, std::span<int64_t> r) override {
+    std::copy(s.begin(), s.end(), r.begin());
+  }
   void allgather(std::span<const double> s, std::span<double> r) override { std::copy(s.begin(), s.end(), r.begin()); }
   void allgatherv(std::span<const float> s, std::span<float> r, std::span<const int64_t>) override {
     host_only(s.data(), r.data());
@@ -226,8 +227,11 @@ TEST(StagedMpi, AllgathervStagesDeviceGates) {
 
 TEST(StreamWait, DoneReturnsWithoutAborting) {
   int polls = 0, aborts = 0;
-  wait_or_abort([&] { return Poll{++polls < 3 ? PollState::Pending : PollState::Done, {}}; }, [&] { ++aborts; }, 5.0,
-                "all-to-all", "rank 0");
+  wait_or_abort(
+      [&] {
+        return Poll{++polls < 3 ? PollState::Pending : PollState::Done, {}};
+      },
+      [&] { ++aborts; }, 5.0, "all-to-all", "rank 0");
   EXPECT_EQ(polls, 3);
   EXPECT_EQ(aborts, 0);
 }
@@ -235,8 +239,11 @@ TEST(StreamWait, DoneReturnsWithoutAborting) {
 TEST(StreamWait, AsynchronousErrorAbortsAndThrows) {
   int aborts = 0;
   try {
-    wait_or_abort([] { return Poll{PollState::Failed, "NCCL reported an asynchronous error: remote process exited"}; },
-                  [&] { ++aborts; }, 5.0, "weight transfers", "rank 1 (node7, GPU 1)");
+    wait_or_abort(
+        [] {
+          return Poll{PollState::Failed, "NCCL reported an asynchronous error: remote process exited"};
+        },
+        [&] { ++aborts; }, 5.0, "weight transfers", "rank 1 (node7, GPU 1)");
     FAIL() << "no CommError";
   } catch (const CommError& e) {
     EXPECT_NE(std::string(e.what()).find("weight transfers: NCCL reported"), std::string::npos) << e.what();
@@ -248,8 +255,11 @@ TEST(StreamWait, AsynchronousErrorAbortsAndThrows) {
 TEST(StreamWait, TimeoutAbortsAndThrows) {
   int aborts = 0;
   try {
-    wait_or_abort([] { return Poll{PollState::Pending, {}}; }, [&] { ++aborts; }, 0.05, "all-to-all of token rows",
-                  "rank 0");
+    wait_or_abort(
+        [] {
+          return Poll{PollState::Pending, {}};
+        },
+        [&] { ++aborts; }, 0.05, "all-to-all of token rows", "rank 0");
     FAIL() << "no CommError";
   } catch (const CommError& e) {
     EXPECT_NE(std::string(e.what()).find("did not complete within"), std::string::npos) << e.what();
@@ -260,9 +270,9 @@ TEST(StreamWait, TimeoutAbortsAndThrows) {
 
 TEST(StreamWait, TeardownAbortsUnlessCleanAndDrained) {
   EXPECT_EQ(teardown_mode(false, false, true), Teardown::Destroy);
-  EXPECT_EQ(teardown_mode(true, false, true), Teardown::Abort);   // an error was reported
-  EXPECT_EQ(teardown_mode(false, true, true), Teardown::Abort);   // exchange never waited for
-  EXPECT_EQ(teardown_mode(false, false, false), Teardown::Abort); // streams did not drain in time
+  EXPECT_EQ(teardown_mode(true, false, true), Teardown::Abort);    // an error was reported
+  EXPECT_EQ(teardown_mode(false, true, true), Teardown::Abort);    // exchange never waited for
+  EXPECT_EQ(teardown_mode(false, false, false), Teardown::Abort);  // streams did not drain in time
 }
 
 std::map<std::string, std::string> g_env;

@@ -1,7 +1,6 @@
 // GoogleTest main with Kokkos initialised around the tests.
-#include <gtest/gtest.h>
-
 #include <Kokkos_Core.hpp>
+#include <gtest/gtest.h>
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);

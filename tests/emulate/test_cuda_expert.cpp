@@ -2,13 +2,13 @@
 // double-precision reference: fp32 within 1e-5, bf16/fp16 within 2e-2
 // relative (max |diff| / max |ref|). Needs a GPU: skipped where none is
 // visible (CI), so these bars are only checked on a GPU machine.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "kernels/cuda/CublasGemm.hpp"
 #include "kernels/cuda/CudaExpertRunner.hpp"

@@ -1,12 +1,12 @@
 // The emulated cluster's CPU-checkable parts: plans, per-rank work partition,
 // traffic, and the speedup arithmetic (with a deterministic fake runner), plus
 // a smoke run of the host runner.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cmath>
 #include <map>
 #include <numeric>
+
+#include <gtest/gtest.h>
 
 #include "runtime/emulate/Emulation.hpp"
 #include "runtime/workload/Scenario.hpp"
@@ -211,8 +211,8 @@ TEST(EmulationArithmetic, MakespanSpeedupAndIdeal) {
   for (const auto& p : r.policies)
     for (const auto& w : p.work) busy_ranks += w.blocks.empty() ? 0 : 1;
   EXPECT_EQ(fake.calls, busy_ranks * (c.warmup + c.repeats + 1));
-  EXPECT_EQ(fake.bounds.max_rank_slots, *std::max_element(r.policies[0].rank_slots.begin(),
-                                                            r.policies[0].rank_slots.end()));
+  EXPECT_EQ(fake.bounds.max_rank_slots,
+            *std::max_element(r.policies[0].rank_slots.begin(), r.policies[0].rank_slots.end()));
   for (const auto& p : r.policies) {
     SCOPED_TRACE(p.name);
     ASSERT_EQ(p.rank_time_s.size(), 4u);

@@ -4,24 +4,25 @@
 // the real CUDA device layer, and the cuBLAS fp32 GEMM behind gemm_nn on
 // Kokkos-CUDA builds. Without a visible device every test skips, saying so.
 #include <cuda_runtime.h>
-#include <gtest/gtest.h>
 #include <mpi.h>
 
 #include <cmath>
 #include <memory>
 #include <vector>
 
-#include "kernels/cuda/CublasGemm.hpp"
-#include "kernels/cuda/CudaRuntime.hpp"
+#include <gtest/gtest.h>
+
 #include "comm/DeviceLayer.hpp"
 #include "comm/MpiCommunicator.hpp"
 #include "comm/NcclCommunicator.hpp"
 #include "comm/StagedMpiCommunicator.hpp"
+#include "kernels/cuda/CublasGemm.hpp"
+#include "kernels/cuda/CudaRuntime.hpp"
 
 namespace {
 
-#define MOE_SKIP_WITHOUT_GPU()                                                      \
-  do {                                                                              \
+#define MOE_SKIP_WITHOUT_GPU()                                                    \
+  do {                                                                            \
     if (moe::cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device visible"; \
   } while (0)
 
@@ -29,7 +30,9 @@ template <class T>
 struct DeviceArray {
   explicit DeviceArray(size_t count) : n(count) { EXPECT_EQ(cudaMalloc(&p, n * sizeof(T)), cudaSuccess); }
   ~DeviceArray() { cudaFree(p); }
-  void put(const std::vector<T>& h) { ASSERT_EQ(cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess); }
+  void put(const std::vector<T>& h) {
+    ASSERT_EQ(cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice), cudaSuccess);
+  }
   std::vector<T> get() const {
     std::vector<T> h(n);
     EXPECT_EQ(cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);

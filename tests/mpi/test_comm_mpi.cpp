@@ -1,9 +1,10 @@
 // The MPI communicator on real ranks: every payload is checked against what
 // the sender must have put there, computed independently on the receiver.
-#include <gtest/gtest.h>
 #include <mpi.h>
 
 #include <numeric>
+
+#include <gtest/gtest.h>
 
 #include "comm/MpiCommunicator.hpp"
 

@@ -1,17 +1,18 @@
 // One MoE layer step on real ranks: the memory model predicts exactly the peak
 // the tracker measures, slot and byte counts add up across ranks, and a
 // budget stops a plan on every rank alike.
-#include <gtest/gtest.h>
 #include <mpi.h>
 
-#include <Kokkos_Core.hpp>
 #include <numeric>
 
+#include <Kokkos_Core.hpp>
+#include <gtest/gtest.h>
+
+#include "comm/MpiCommunicator.hpp"
 #include "runtime/layer/MemoryModel.hpp"
 #include "runtime/layer/MoeLayer.hpp"
 #include "runtime/workload/RoutingSources.hpp"
 #include "runtime/workload/Tokens.hpp"
-#include "comm/MpiCommunicator.hpp"
 
 using namespace moe;
 
@@ -42,7 +43,8 @@ void run_and_check(const std::string& policy_name, const std::string& scenario, 
                                                LayerOptions{tile}));
   int64_t offset = 0;
   for (int r = 0; r < me; ++r) offset += 300 + 50 * r;
-  TrackedMatrix x(s.tracker, "x", s.shape.tokens, s.shape.hidden), out(s.tracker, "out", s.shape.tokens, s.shape.hidden);
+  TrackedMatrix x(s.tracker, "x", s.shape.tokens, s.shape.hidden),
+      out(s.tracker, "out", s.shape.tokens, s.shape.hidden);
   generate_tokens(s.shape, 3, 0, 0, offset, x.view());
   StepTrace trace;
   const StepRecord rec = stack[0]->forward(x.view(), RoutingKey{3, 0, 0, offset}, *policy, out.view(), &trace);

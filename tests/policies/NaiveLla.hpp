@@ -16,9 +16,9 @@ namespace moe::test {
 
 struct NaiveLlep {
   Plan plan;
-  bool ran_lla = false;         // false: the EP fallback below lambda
-  int64_t m_alpha = 0;          // capacity per rank when LLA ran
-  std::vector<bool> forced;     // per rank: ever took a forced remainder
+  bool ran_lla = false;      // false: the EP fallback below lambda
+  int64_t m_alpha = 0;       // capacity per rank when LLA ran
+  std::vector<bool> forced;  // per rank: ever took a forced remainder
 };
 
 inline NaiveLlep naive_llep(const std::vector<int64_t>& loads, int P, const PolicyParams& params) {
@@ -42,7 +42,8 @@ inline NaiveLlep naive_llep(const std::vector<int64_t>& loads, int P, const Poli
   out.ran_lla = true;
   const int64_t total = std::accumulate(loads.begin(), loads.end(), int64_t{0});
   const int64_t per_rank = total / P;  // floor(total / P), as LLEP
-  out.m_alpha = std::max<int64_t>(1, static_cast<int64_t>(std::floor(params.number("alpha") * static_cast<double>(per_rank))));
+  out.m_alpha =
+      std::max<int64_t>(1, static_cast<int64_t>(std::floor(params.number("alpha") * static_cast<double>(per_rank))));
   const int64_t m_alpha = out.m_alpha;
   const int64_t m = params.integer("min-chunk");
 
@@ -86,7 +87,8 @@ inline NaiveLlep naive_llep(const std::vector<int64_t>& loads, int P, const Poli
         give = remainder;
         out.forced[chosen] = true;
       }
-      const bool new_helper = std::none_of(ranges.begin(), ranges.end(), [&](const SlotRange& r) { return r.rank == chosen; });
+      const bool new_helper =
+          std::none_of(ranges.begin(), ranges.end(), [&](const SlotRange& r) { return r.rank == chosen; });
       if (new_helper) out.plan.transfers.push_back({e, native, chosen});
       ranges.push_back({chosen, cursor, cursor + give});
       assigned[chosen] += give;
@@ -96,8 +98,10 @@ inline NaiveLlep naive_llep(const std::vector<int64_t>& loads, int P, const Poli
     // The same rank continuing its own range is one range.
     std::vector<SlotRange> merged;
     for (const auto& r : ranges) {
-      if (!merged.empty() && merged.back().rank == r.rank && merged.back().end == r.start) merged.back().end = r.end;
-      else merged.push_back(r);
+      if (!merged.empty() && merged.back().rank == r.rank && merged.back().end == r.start)
+        merged.back().end = r.end;
+      else
+        merged.push_back(r);
     }
     ranges = merged;
   }

@@ -38,13 +38,13 @@ TEST(CapacityPolicy, RejectsInvalidParameters) {
 
 // C = ceil(cf * total / N).
 TEST(CapacityPolicy, CapacityIsTheCeilingOfCfTimesTheMeanLoad) {
-  EXPECT_EQ(expert_capacity(1.0, 120, 8), 15);    // 15 exactly
-  EXPECT_EQ(expert_capacity(1.0, 121, 8), 16);    // 15.125
-  EXPECT_EQ(expert_capacity(1.25, 100, 8), 16);   // 15.625
-  EXPECT_EQ(expert_capacity(1.1, 400, 8), 55);    // 55 exactly (55.00000000000001 in doubles)
-  EXPECT_EQ(expert_capacity(0.01, 10, 8), 1);     // 0.0125
-  EXPECT_EQ(expert_capacity(2.0, 0, 8), 0);       // no slots
-  EXPECT_EQ(expert_capacity(1e300, 50, 8), 50);   // never above the total
+  EXPECT_EQ(expert_capacity(1.0, 120, 8), 15);   // 15 exactly
+  EXPECT_EQ(expert_capacity(1.0, 121, 8), 16);   // 15.125
+  EXPECT_EQ(expert_capacity(1.25, 100, 8), 16);  // 15.625
+  EXPECT_EQ(expert_capacity(1.1, 400, 8), 55);   // 55 exactly (55.00000000000001 in doubles)
+  EXPECT_EQ(expert_capacity(0.01, 10, 8), 1);    // 0.0125
+  EXPECT_EQ(expert_capacity(2.0, 0, 8), 0);      // no slots
+  EXPECT_EQ(expert_capacity(1e300, 50, 8), 50);  // never above the total
 }
 
 // Loads {90, 10, 0, 0, 5, 5, 3, 7} on P = 4: total 120, N = 8, cf 1 -> C = 15.

@@ -2,8 +2,6 @@
 // invariants over thousands of random cases, the minimal-movement relabel and
 // its assignment solver against brute force, and the per-step plan. Exact
 // equality with the published algorithm is checked by eplb_reference.py.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -12,8 +10,10 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "policies/EplbPlacement.hpp"
+#include <gtest/gtest.h>
+
 #include "RandomLoads.hpp"
+#include "policies/EplbPlacement.hpp"
 
 using namespace moe;
 
@@ -36,8 +36,8 @@ struct EplbCase {
 
 std::string describe(const EplbCase& c) {
   std::ostringstream s;
-  s << "P = " << c.cfg.num_ranks << ", R = " << c.cfg.redundant << ", G = " << c.cfg.nodes << ", NG = "
-    << c.cfg.expert_groups << ", no_duplicate = " << c.cfg.no_duplicate << ", N = " << c.estimate.size()
+  s << "P = " << c.cfg.num_ranks << ", R = " << c.cfg.redundant << ", G = " << c.cfg.nodes
+    << ", NG = " << c.cfg.expert_groups << ", no_duplicate = " << c.cfg.no_duplicate << ", N = " << c.estimate.size()
     << ", estimate =";
   for (size_t e = 0; e < c.estimate.size() && e < 64; ++e) s << ' ' << c.estimate[e];
   return s.str();
@@ -97,7 +97,8 @@ TEST(EplbPlacement, EqualEstimatesShowTheDuplicateWeakness) {
   // ranks 0, 1 (all at 1.0), expert 1's to ranks 2, 3, and so on.
   EXPECT_EQ(distinct.replicas_of_rank, (std::vector<std::vector<int>>{{4, 0, 2}, {5, 0, 2}, {6, 1, 3}, {7, 1, 3}}));
   EXPECT_FALSE(eplb_has_duplicate(distinct));
-  EXPECT_EQ(eplb_sorted_replicas(distinct), (std::vector<std::vector<int>>{{0, 2, 4}, {0, 2, 5}, {1, 3, 6}, {1, 3, 7}}));
+  EXPECT_EQ(eplb_sorted_replicas(distinct),
+            (std::vector<std::vector<int>>{{0, 2, 4}, {0, 2, 5}, {1, 3, 6}, {1, 3, 7}}));
 }
 
 // The notes' example: 95% of the load on one expert, N = 16, P = 4, R = 8. It
@@ -300,8 +301,10 @@ int64_t brute_force_max_gain(const std::vector<std::vector<int64_t>>& gain, int*
     int64_t g = 0;
     int fixed = 0;
     for (int i = 0; i < n; ++i) g += gain[i][perm[i]], fixed += perm[i] == i;
-    if (g > best) best = g, *max_fixed = fixed;
-    else if (g == best) *max_fixed = std::max(*max_fixed, fixed);
+    if (g > best)
+      best = g, *max_fixed = fixed;
+    else if (g == best)
+      *max_fixed = std::max(*max_fixed, fixed);
   } while (std::next_permutation(perm.begin(), perm.end()));
   return best;
 }
@@ -432,8 +435,7 @@ TEST(EplbRelabel, PermutesWholeRankSetsOnly) {
   EXPECT_EQ(kept.replicas_of_rank, old_p.replicas_of_rank);
   EXPECT_EQ(replicas_moved(old_p, kept), 0);
   // With one rank per node nothing may be permuted; only slots are reordered.
-  EXPECT_EQ(relabel_min_movement(old_p, new_p, 1).replicas_of_rank,
-            (std::vector<std::vector<int>>{{3, 2}, {1, 0}}));
+  EXPECT_EQ(relabel_min_movement(old_p, new_p, 1).replicas_of_rank, (std::vector<std::vector<int>>{{3, 2}, {1, 0}}));
   EXPECT_EQ(relabel_min_movement({}, new_p, 2), new_p);
   // A rank given two replicas of an expert it lacked receives it once.
   EplbPlacement dup = new_p;

@@ -1,12 +1,12 @@
 // LLEP: hand-worked plans (derivations in the comments) and a comparison with
 // the naive re-implementation in NaiveLla.hpp over thousands of random loads.
-#include <gtest/gtest.h>
-
 #include <random>
 
+#include <gtest/gtest.h>
+
 #include "NaiveLla.hpp"
-#include "policies/Policy.hpp"
 #include "RandomLoads.hpp"
+#include "policies/Policy.hpp"
 
 using namespace moe;
 
@@ -41,7 +41,7 @@ TEST(LlepPolicy, RejectsInvalidParameters) {
   EXPECT_THROW(make_policy("llep", with(1.0, 0, 1.3)), std::invalid_argument);   // m < 1
   EXPECT_THROW(make_policy("llep", with(0.0, 1, 1.3)), std::invalid_argument);   // alpha <= 0
   EXPECT_THROW(make_policy("llep", with(1.0, 1, 0.99)), std::invalid_argument);  // lambda < 1
-  EXPECT_THROW(llep({1, 2, 3}, 2, PolicyParams{}), std::invalid_argument);      // N % P != 0
+  EXPECT_THROW(llep({1, 2, 3}, 2, PolicyParams{}), std::invalid_argument);       // N % P != 0
 }
 
 // P = 2, loads {8, 4, 4, 4}: EP rank loads 12, 8, mean 10, max/mean 1.2.
@@ -171,8 +171,8 @@ TEST(LlepPolicy, MatchesTheNaiveReferenceOnRandomLoads) {
   int lla_runs = 0, forced_runs = 0;
   for (int i = 0; i < 4000; ++i) {
     const test::LoadCase c = test::random_load_case(rng);
-    const PolicyParams params = with(alphas[rng() % alphas.size()], chunks[rng() % chunks.size()],
-                                     lambdas[rng() % lambdas.size()]);
+    const PolicyParams params =
+        with(alphas[rng() % alphas.size()], chunks[rng() % chunks.size()], lambdas[rng() % lambdas.size()]);
     const test::NaiveLlep ref = test::naive_llep(c.loads, c.P, params);
     const Plan got = make_policy("llep", params)->plan(LoadMatrix::from_expert_loads(c.loads), c.P);
     ASSERT_EQ(got, ref.plan) << "case " << i << ": P = " << c.P << ", N = " << c.loads.size()

@@ -1,17 +1,17 @@
 // Properties every LLEP and capacity plan must have, over thousands of random
 // load vectors (P from 1 to 64, N a multiple of P up to 512; zeros, one hot
 // expert, all equal, heavy tails; see RandomLoads.hpp).
-#include <gtest/gtest.h>
-
 #include <map>
 #include <numeric>
 #include <random>
 #include <set>
 #include <sstream>
 
+#include <gtest/gtest.h>
+
 #include "NaiveLla.hpp"
-#include "policies/Policy.hpp"
 #include "RandomLoads.hpp"
+#include "policies/Policy.hpp"
 
 using namespace moe;
 
@@ -32,8 +32,8 @@ PolicyParams random_llep_params(std::mt19937_64& rng) {
 
 std::string describe(const test::LoadCase& c, const PolicyParams& p) {
   std::ostringstream s;
-  s << "P = " << c.P << ", N = " << c.loads.size() << ", alpha = " << p.number("alpha") << ", m = " << p.integer("min-chunk")
-    << ", lambda = " << p.number("lambda") << ", loads =";
+  s << "P = " << c.P << ", N = " << c.loads.size() << ", alpha = " << p.number("alpha")
+    << ", m = " << p.integer("min-chunk") << ", lambda = " << p.number("lambda") << ", loads =";
   for (size_t e = 0; e < c.loads.size() && e < 64; ++e) s << ' ' << c.loads[e];
   return s.str();
 }
@@ -84,8 +84,10 @@ TEST(LlepProperties, HoldOnRandomLoads) {
       const int native = native_rank(e, N, P);
       for (size_t k = 0; k < plan.assignments[e].size(); ++k) {
         const SlotRange& r = plan.assignments[e][k];
-        if (r.rank == native) EXPECT_EQ(k, 0u) << "expert " << e << ": native range not first";
-        else helper_ranges.insert({e, r.rank});
+        if (r.rank == native)
+          EXPECT_EQ(k, 0u) << "expert " << e << ": native range not first";
+        else
+          helper_ranges.insert({e, r.rank});
       }
     }
     EXPECT_EQ(plan.transfers.size(), helper_ranges.size());

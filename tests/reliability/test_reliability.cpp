@@ -1,7 +1,5 @@
 // Unit tests of the reliability helpers (docs/reliability.md): overflow-checked
 // sizes, the memory model's bounds, NaN-aware errors, output files.
-#include <gtest/gtest.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -9,7 +7,10 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <sys/stat.h>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "runtime/common/CheckedMath.hpp"
 #include "runtime/common/Errors.hpp"

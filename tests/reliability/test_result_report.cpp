@@ -2,11 +2,11 @@
 // policy that never executed a step has max_rel_err null; a NaN or infinite
 // output is "nan"/"inf" in the JSON, the verdict says so, and such a policy is
 // never the fastest exact one.
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <cstdio>
 #include <string>
+
+#include <gtest/gtest.h>
 
 #include "apps/ResultReport.hpp"
 #include "runtime/harness/Reference.hpp"
@@ -60,10 +60,10 @@ TEST(ResultReport, NanAndInfAreReportedAndNeverFastest) {
   ComparisonResult r;
   r.num_ranks = 1;
   // The running maximum as the comparison keeps it: worse_error keeps a NaN.
-  const double nan_err = worse_error(worse_error(0.0, 1e-7), max_relative_error(std::vector<double>{NAN}, std::vector<double>{1.0}));
+  const double nan_err =
+      worse_error(worse_error(0.0, 1e-7), max_relative_error(std::vector<double>{NAN}, std::vector<double>{1.0}));
   ASSERT_TRUE(std::isnan(nan_err));
-  r.policies = {policy("ep", 2.0, 1e-7, 1), policy("llep", 1.0, nan_err, 1),
-                policy("capacity", 0.5, INFINITY, 1)};
+  r.policies = {policy("ep", 2.0, 1e-7, 1), policy("llep", 1.0, nan_err, 1), policy("capacity", 0.5, INFINITY, 1)};
   const auto j = result_json(cfg, r);
   EXPECT_EQ(j["policies"][1]["max_rel_err"], "nan");
   EXPECT_EQ(j["policies"][2]["max_rel_err"], "inf");

@@ -1,8 +1,6 @@
 // TimelineWriter and TraceReader in one process (label: unit): what is
 // written reads back, the trace replays the sampler exactly, and bad input
 // raises InputError with the dataset named.
-#include <gtest/gtest.h>
-#include <hdf5.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -11,11 +9,14 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+#include <hdf5.h>
+
 #include "runtime/common/Errors.hpp"
-#include "runtime/workload/Scenario.hpp"
 #include "runtime/io/TimelineWriter.hpp"
 #include "runtime/io/TraceReader.hpp"
 #include "runtime/workload/RoutingSources.hpp"
+#include "runtime/workload/Scenario.hpp"
 
 namespace moe {
 namespace {

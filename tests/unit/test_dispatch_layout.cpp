@@ -1,14 +1,14 @@
 // The dispatch layout of every rank, built independently, must agree: what q
 // sends to p is what p expects from q, every kept slot is computed exactly once
 // by the rank owning its position, and each expert block holds only its slots.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <map>
 #include <random>
 
-#include "runtime/layer/DispatchLayout.hpp"
+#include <gtest/gtest.h>
+
 #include "policies/Policy.hpp"
+#include "runtime/layer/DispatchLayout.hpp"
 
 using namespace moe;
 
@@ -29,7 +29,7 @@ World random_world(std::mt19937& rng, int P, int N, int K, int max_tokens) {
     std::vector<int32_t> ids(static_cast<size_t>(B) * K);
     std::vector<float> gs(ids.size());
     for (auto& e : ids) e = ex(rng) % (rng() % 3 == 0 ? 2 : N);  // skew towards experts 0-1
-    for (auto& v : gs) v = std::round(g(rng) * 8.0f) / 8.0f;    // ties on purpose
+    for (auto& v : gs) v = std::round(g(rng) * 8.0f) / 8.0f;     // ties on purpose
     for (int32_t e : ids) ++w.loads.at(r, e);
     w.ids.push_back(std::move(ids));
     w.gates.push_back(std::move(gs));

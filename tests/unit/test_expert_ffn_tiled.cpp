@@ -1,13 +1,13 @@
 // expert_ffn in row tiles (workspaces smaller than the block) against the
 // one-shot computation (workspaces of the whole block): equal within float
 // rounding, on sizes that do not divide by the tile.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cmath>
 #include <random>
 #include <stdexcept>
 #include <type_traits>
+
+#include <gtest/gtest.h>
 
 #include "kernels/ExpertFfn.hpp"
 

@@ -1,10 +1,10 @@
 // Kokkos kernels against plain loops in double.
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <random>
+
+#include <gtest/gtest.h>
 
 #include "kernels/ExpertFfn.hpp"
 #include "kernels/Gemm.hpp"

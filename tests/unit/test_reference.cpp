@@ -1,10 +1,10 @@
-#include <gtest/gtest.h>
-
 #include <cmath>
 
-#include "runtime/layer/ExpertStore.hpp"
-#include "runtime/harness/Reference.hpp"
+#include <gtest/gtest.h>
+
 #include "runtime/common/Rng.hpp"
+#include "runtime/harness/Reference.hpp"
+#include "runtime/layer/ExpertStore.hpp"
 
 using namespace moe;
 

@@ -1,7 +1,7 @@
-#include <gtest/gtest.h>
-
 #include <numeric>
 #include <stdexcept>
+
+#include <gtest/gtest.h>
 
 #include "runtime/workload/Scenario.hpp"
 
@@ -31,8 +31,8 @@ TEST(ScenarioParse, AcceptsTheDocumentedForms) {
 }
 
 TEST(ScenarioParse, RejectsMalformedWithTheFlagName) {
-  for (const char* bad : {"95:x", "95:", ":1", "101:1", "-1:2", "50:0", "zipf:", "zipf:-1", "zipf:abc", "trace:",
-                          "hot", "95:1.5"}) {
+  for (const char* bad :
+       {"95:x", "95:", ":1", "101:1", "-1:2", "50:0", "zipf:", "zipf:-1", "zipf:abc", "trace:", "hot", "95:1.5"}) {
     try {
       ScenarioSpec::parse(bad);
       ADD_FAILURE() << "accepted '" << bad << "'";

@@ -1,8 +1,6 @@
 // The per-step metric schema: the gather's pack/unpack round trip, and the
 // field list of docs/timeline-format.md, which must match the schema row for
 // row (set MOE_PRINT_SCHEMA_ROWS=1 to print the rows the docs should hold).
-#include <gtest/gtest.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -10,6 +8,8 @@
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "runtime/layer/StepMetrics.hpp"
 
