@@ -28,13 +28,15 @@ inline double wall_seconds() {
 
 /// The clock of busy time: this thread's CPU time on host backends; on device
 /// backends (CUDA), where kernels run asynchronously and the host thread only
-/// launches them, wall time after a fence.
+/// launches them, wall time after fencing the layer's execution-space
+/// instance (not the global fence, which would also wait for the weight
+/// transfers in flight while dispatch runs).
 inline double busy_clock() {
   if constexpr (Kokkos::SpaceAccessibility<Kokkos::HostSpace,
                                            Kokkos::DefaultExecutionSpace::memory_space>::accessible) {
     return thread_cpu_seconds();
   } else {
-    Kokkos::fence();
+    Kokkos::DefaultExecutionSpace().fence();
     return wall_seconds();
   }
 }

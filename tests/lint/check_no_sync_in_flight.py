@@ -4,7 +4,8 @@ wait), the layer must not allocate, fence the whole device or deep_copy
 without an execution-space instance: each would synchronise a GPU and kill the
 overlap of weights with the token exchange (issue 18). Checks the dispatch
 stage of runtime/layer/MoeLayer.cpp, which is all that runs in that window, and
-that forward() calls the stages in that order."""
+that forward() calls the stages in that order; and the phase timers dispatch
+opens (runtime/layer/PhaseTimer.hpp), which must not fence the whole device."""
 import re
 import sys
 
@@ -37,4 +38,9 @@ forbidden = {
 bad = [why for pat, why in forbidden.items() if re.search(pat, body("dispatch"))]
 if bad:
     sys.exit("check_no_sync_in_flight: MoeLayer::dispatch (runs while weights are in flight) has " + "; ".join(bad))
+import os
+timer = open(os.path.join(os.path.dirname(sys.argv[1]), "PhaseTimer.hpp")).read()
+if re.search(r"Kokkos::fence\s*\(", timer):
+    sys.exit("check_no_sync_in_flight: runtime/layer/PhaseTimer.hpp (BusyScope runs inside dispatch) has a global "
+             "Kokkos::fence() (fence an execution-space instance instead)")
 print("check_no_sync_in_flight: dispatch stage is free of allocations, global fences and blocking copies")
