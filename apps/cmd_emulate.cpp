@@ -54,12 +54,6 @@ std::string join(const std::vector<std::string>& v, const char* sep = ",") {
   return s;
 }
 
-std::string default_policies() {
-  const auto names = policy_names();
-  const bool has_llep = std::find(names.begin(), names.end(), "llep") != names.end();
-  return has_llep ? "ep,llep" : join(names);
-}
-
 #ifdef MOE_HAVE_CUDA
 // The cuBLAS runner of moe_cuda behind the emulation's RankRunner.
 class CudaRankRunner final : public RankRunner {
@@ -357,7 +351,7 @@ void add_emulate_command(CLI::App& app, std::vector<Command>& commands) {
   add_model_options(cmd, o->model);
   add_scenario_options(cmd, o->scenario, o->seed);
   add_policy_options(cmd, o->params);
-  o->policies = default_policies();
+  o->policies = "ep,llep";  // the default --policies
   cmd->add_option("--ranks", o->ranks, "P, emulated ranks (must divide the expert count)")
       ->capture_default_str()
       ->check(at_least(1))
