@@ -521,7 +521,8 @@ def case_docs(a):
     work = a.workdir
     bindir = os.path.join(work, "bin")
     os.makedirs(bindir, exist_ok=True)
-    for name, target in (("moe-ep", a.bin), ("python3", sys.executable)):
+    for name, target in (("moe-ep", a.bin), ("python3", sys.executable),
+                         ("test_unit", os.path.join(os.path.dirname(a.bin), "test_unit"))):
         link = os.path.join(bindir, name)
         if os.path.lexists(link):
             os.remove(link)
