@@ -68,10 +68,15 @@ std::string ParamSpec::valid_text() const {
       s += (i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") + ("'" + choices[i] + "'");
     return s;
   }
+  std::string s = range_text();
+  if (kind == Kind::Integer) return s.empty() ? "an integer" : "an integer " + s;
+  return s;
+}
+
+std::string ParamSpec::range_text() const {
   std::string s;
   if (std::isfinite(lo)) s = (lo_open ? "> " : ">= ") + format_param_number(lo);
   if (std::isfinite(hi)) s += (s.empty() ? "<= " : " and <= ") + format_param_number(hi);
-  if (kind == Kind::Integer) s = s.empty() ? "an integer" : "an integer " + s;
   return s;
 }
 
@@ -80,10 +85,7 @@ std::string ParamSpec::check(double v) const {
   if (kind == Kind::Integer && !(std::isfinite(v) && v == std::round(v)))
     return flag() + " must be an integer (got " + format_param_number(v) + ")";
   if (std::isfinite(v) && (lo_open ? v > lo : v >= lo) && v <= hi) return {};
-  std::string range;
-  if (std::isfinite(lo)) range = std::string(lo_open ? "> " : ">= ") + format_param_number(lo);
-  if (std::isfinite(hi)) range += (range.empty() ? "<= " : " and <= ") + format_param_number(hi);
-  return flag() + " must be " + range + " (got " + format_param_number(v) + ")";
+  return flag() + " must be " + range_text() + " (got " + format_param_number(v) + ")";
 }
 
 std::string ParamSpec::check(const std::string& v) const {
@@ -91,6 +93,10 @@ std::string ParamSpec::check(const std::string& v) const {
   for (const auto& c : choices)
     if (c == v) return {};
   return flag() + " must be " + valid_text() + " (got '" + v + "')";
+}
+
+std::string ParamSpec::check(const PolicyParams& p) const {
+  return kind == Kind::Choice ? check(p.text(name)) : check(p.number(name));
 }
 
 std::string ParamSpec::default_text() const {
@@ -130,10 +136,8 @@ std::string PolicyParams::text(const std::string& name) const {
 }
 
 void check_declared(const std::vector<ParamSpec>& specs, const PolicyParams& p) {
-  for (const auto& s : specs) {
-    const std::string why = s.kind == ParamSpec::Kind::Choice ? s.check(p.text(s.name)) : s.check(p.number(s.name));
-    if (!why.empty()) throw std::invalid_argument(why);
-  }
+  for (const auto& s : specs)
+    if (auto why = s.check(p); !why.empty()) throw std::invalid_argument(why);
 }
 
 bool PolicyParams::is_set(const std::string& name) const { return numbers_.count(name) || texts_.count(name); }

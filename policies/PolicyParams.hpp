@@ -16,6 +16,8 @@
 
 namespace moe {
 
+class PolicyParams;
+
 struct ParamSpec {
   enum class Kind { Real, Integer, Choice };
   std::string name;  // the flag without "--" (e.g. "min-chunk"); JSON key with '_' for '-'
@@ -40,10 +42,15 @@ struct ParamSpec {
   /// "" or a one-line reason naming the flag, e.g. "--alpha must be > 0 (got 0)".
   std::string check(double value) const;
   std::string check(const std::string& value) const;
+  /// The check of this parameter's value in `params` (set or default).
+  std::string check(const PolicyParams& params) const;
   /// The default as the user would type it ("1024", "position").
   std::string default_text() const;
   /// The valid values in words ("> 0", ">= 1", "'position' or 'probs'").
   std::string valid_text() const;
+
+ private:
+  std::string range_text() const;  // "> 0", ">= 1 and <= 8"; "" when unbounded
 };
 
 /// The values the user set, by parameter name.

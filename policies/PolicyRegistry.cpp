@@ -75,11 +75,9 @@ const ParamSpec* find_param_spec(const std::string& name) {
 }
 
 std::string validate_policy_params(const PolicyParams& p) {
-  for (const auto& s : all_param_specs()) {
-    if (!p.is_set(s.name)) continue;
-    std::string why = s.kind == ParamSpec::Kind::Choice ? s.check(p.text(s.name)) : s.check(p.number(s.name));
-    if (!why.empty()) return why;
-  }
+  for (const auto& s : all_param_specs())
+    if (p.is_set(s.name))
+      if (auto why = s.check(p); !why.empty()) return why;
   return {};
 }
 
