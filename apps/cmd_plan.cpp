@@ -77,6 +77,14 @@ LoadMatrix loads_from_scenario(const PlanOptions& o) {
   return scenario_load_matrix(spec, shape, /*drift*/ 0.0, o.seed, /*step*/ 0, /*layer*/ 0, tokens_per_rank);
 }
 
+/// Per expert, its replicas in a plan that places them (plan.replicas).
+std::vector<int> replica_counts(const Plan& plan) {
+  std::vector<int> count(static_cast<size_t>(plan.num_experts), 0);
+  for (const auto& held : plan.replicas)
+    for (int e : held) ++count[static_cast<size_t>(e)];
+  return count;
+}
+
 nlohmann::ordered_json plan_json(const Plan& plan, double imbalance_before) {
   nlohmann::ordered_json j;
   j["policy"] = plan.policy;
@@ -92,10 +100,7 @@ nlohmann::ordered_json plan_json(const Plan& plan, double imbalance_before) {
   j["dropped"] = plan.total_dropped();
   if (!plan.replicas.empty()) {
     j["replicas"] = plan.replicas;
-    std::vector<int> count(static_cast<size_t>(plan.num_experts), 0);
-    for (const auto& held : plan.replicas)
-      for (int e : held) ++count[static_cast<size_t>(e)];
-    j["replica_count"] = count;
+    j["replica_count"] = replica_counts(plan);
   }
   j["imbalance_before"] = imbalance_before;
   j["imbalance_after"] = imbalance(plan.rank_loads());
@@ -120,9 +125,7 @@ std::string params_text(const PlanOptions& o) {
 // Replicas per rank and the load each rank is predicted to carry when every
 // replica of expert e takes load[e] / replicas[e].
 void print_replicas(const Plan& plan, const std::vector<int64_t>& expert_loads) {
-  std::vector<int> count(static_cast<size_t>(plan.num_experts), 0);
-  for (const auto& held : plan.replicas)
-    for (int e : held) ++count[static_cast<size_t>(e)];
+  const std::vector<int> count = replica_counts(plan);
   std::vector<double> predicted;
   std::printf("replicas per rank:\n");
   for (size_t r = 0; r < plan.replicas.size(); ++r) {
