@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "comm/DeviceSelect.hpp"
+#include "comm/StagingAlign.hpp"
 #include "comm/StreamWait.hpp"
 
 namespace moe {
@@ -106,9 +107,6 @@ bool device_accessible(const void* p) {
   }
   return attr.type == cudaMemoryTypeDevice || attr.type == cudaMemoryTypeManaged;
 }
-
-constexpr size_t kAlign = 256;
-size_t aligned(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 double timeout_from_env() {
   if (const char* v = std::getenv("MOE_COMM_TIMEOUT_S")) {
@@ -310,7 +308,7 @@ struct NcclCommunicator::Impl {
   // stream; the result goes device -> pinned, and to `out` only after the wait.
   template <class T, class F>
   void staged(const T* in, size_t in_count, size_t in_offset, T* out, size_t out_count, F&& op, const char* what) {
-    const size_t bytes = std::max<size_t>(std::max(in_offset + in_count, out_count) * sizeof(T), kAlign);
+    const size_t bytes = std::max<size_t>(std::max(in_offset + in_count, out_count) * sizeof(T), kStagingAlign);
     cuda(small_dev.reserve(bytes, s_main), "cudaMallocAsync");
     cuda(small_host.reserve(bytes, retire_list()), "cudaMallocHost");
     T* d = reinterpret_cast<T*>(small_dev.get());
@@ -524,9 +522,9 @@ void NcclCommunicator::begin_exchange(std::span<const P2PMessage> sends_in, std:
   // grown only here, while no exchange is in flight).
   size_t stage_bytes = 0;
   for (const auto& x : sends)
-    if (x.bytes > 0 && !device_accessible(x.send_buf)) stage_bytes += aligned(static_cast<size_t>(x.bytes));
+    if (x.bytes > 0 && !device_accessible(x.send_buf)) stage_bytes += staging_aligned(static_cast<size_t>(x.bytes));
   for (const auto& x : recvs)
-    if (x.bytes > 0 && !device_accessible(x.recv_buf)) stage_bytes += aligned(static_cast<size_t>(x.bytes));
+    if (x.bytes > 0 && !device_accessible(x.recv_buf)) stage_bytes += staging_aligned(static_cast<size_t>(x.bytes));
   if (stage_bytes) {
     m.cuda(m.exchange_dev.reserve(stage_bytes, m.s_weights), "cudaMallocAsync");
     m.cuda(m.exchange_host.reserve(stage_bytes, nullptr), "cudaMallocHost");
@@ -543,7 +541,7 @@ void NcclCommunicator::begin_exchange(std::span<const P2PMessage> sends_in, std:
                              m.s_weights),
              "cudaMemcpyAsync");
       sptr.push_back(m.exchange_dev.get() + at);
-      at += aligned(b);
+      at += staging_aligned(b);
     } else {
       sptr.push_back(static_cast<const char*>(x.send_buf));
     }
@@ -553,7 +551,7 @@ void NcclCommunicator::begin_exchange(std::span<const P2PMessage> sends_in, std:
     if (b > 0 && !device_accessible(x.recv_buf)) {
       m.copy_back.push_back({x.recv_buf, at, b});
       rptr.push_back(m.exchange_dev.get() + at);
-      at += aligned(b);
+      at += staging_aligned(b);
     } else {
       rptr.push_back(static_cast<char*>(x.recv_buf));
     }

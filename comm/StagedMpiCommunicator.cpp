@@ -3,12 +3,9 @@
 #include <algorithm>
 #include <string>
 
-namespace moe {
+#include "comm/StagingAlign.hpp"
 
-namespace {
-constexpr size_t kAlign = 256;
-size_t aligned(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
-}  // namespace
+namespace moe {
 
 StagedMpiCommunicator::HostBuffer::~HostBuffer() {
   if (ptr_) dev_->free_pinned(ptr_);
@@ -91,10 +88,10 @@ void StagedMpiCommunicator::begin_exchange(std::span<const P2PMessage> sends, st
   size_t bytes = 0;
   for (size_t i = 0; i < s.size(); ++i)
     if ((s_dev[i] = s[i].bytes > 0 && dev_->is_device(s[i].send_buf)))
-      bytes += aligned(static_cast<size_t>(s[i].bytes));
+      bytes += staging_aligned(static_cast<size_t>(s[i].bytes));
   for (size_t i = 0; i < r.size(); ++i)
     if ((r_dev[i] = r[i].bytes > 0 && dev_->is_device(r[i].recv_buf)))
-      bytes += aligned(static_cast<size_t>(r[i].bytes));
+      bytes += staging_aligned(static_cast<size_t>(r[i].bytes));
   copy_back_.clear();
   if (bytes > 0) {
     // Grown only here, while nothing is in flight: posted MPI requests never
@@ -107,13 +104,13 @@ void StagedMpiCommunicator::begin_exchange(std::span<const P2PMessage> sends, st
       dev_->copy_to_host_async(base + at, s[i].send_buf, static_cast<size_t>(s[i].bytes));
       copied = true;
       s[i].send_buf = base + at;
-      at += aligned(static_cast<size_t>(s[i].bytes));
+      at += staging_aligned(static_cast<size_t>(s[i].bytes));
     }
     for (size_t i = 0; i < r.size(); ++i) {
       if (!r_dev[i]) continue;
       copy_back_.push_back({r[i].recv_buf, base + at, static_cast<size_t>(r[i].bytes)});
       r[i].recv_buf = base + at;
-      at += aligned(static_cast<size_t>(r[i].bytes));
+      at += staging_aligned(static_cast<size_t>(r[i].bytes));
     }
     if (copied) dev_->synchronize();  // every staged send is on the host before MPI reads it
   }

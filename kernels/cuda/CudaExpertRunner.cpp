@@ -8,7 +8,9 @@
 
 namespace moe::cuda {
 
-namespace {
+// Named, not anonymous: ExpertRunner::Impl holds DeviceBuffers (GCC warns
+// about an anonymous-namespace member type when files are built as one unit).
+namespace runner_detail {
 // A device allocation freed on scope exit.
 class DeviceBuffer {
  public:
@@ -39,7 +41,9 @@ class DeviceBuffer {
 char* at(void* base, int64_t elems, DType t) {
   return static_cast<char*>(base) + elems * static_cast<int64_t>(dtype_bytes(t));
 }
-}  // namespace
+}  // namespace runner_detail
+using runner_detail::at;
+using runner_detail::DeviceBuffer;
 
 struct ExpertRunner::Impl {
   ExpertShape shape;

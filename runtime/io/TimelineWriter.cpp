@@ -20,6 +20,16 @@
 
 namespace moe {
 
+// One /expert_load row (outside the anonymous namespace: the writer's Impl
+// holds a vector of them).
+struct ExpertLoadRow {
+  int8_t policy;
+  int32_t step;
+  int32_t layer;
+  int32_t expert;
+  int64_t slots;
+};
+
 namespace {
 
 // A /timeline row is packed bytes: the key columns, then one column per
@@ -51,15 +61,6 @@ void pack_row(const RowKey& k, const StepRecord& s, unsigned char* out) {
     p += 8;
   }
 }
-
-// One /expert_load row.
-struct ExpertLoadRow {
-  int8_t policy;
-  int32_t step;
-  int32_t layer;
-  int32_t expert;
-  int64_t slots;
-};
 
 constexpr hsize_t kTimelineChunk = 1024;  // rows (~300 bytes each)
 constexpr hsize_t kLoadChunk = 4096;      // rows (24 bytes each)
