@@ -14,7 +14,7 @@ jobs_for_build() { local n; n=$(env -u OMP_NUM_THREADS nproc 2>/dev/null || echo
 # CTest -j: twice the cores. The multi-rank tests spend much of their time in
 # process start-up, mpiexec and MPI waits (ranks yield their core, below), so
 # the cores stay busy only with more than one test per core: on 2 cores the
-# CPU suite took 297 s at -j4 and 373 s at -j2 (docs/testing.md).
+# suite without clang-tidy took 297 s at -j4 and 373 s at -j2 (docs/testing.md).
 jobs_for_tests() { echo $(($(jobs_for_build) * 2)); }
 # mpi_yield_if_oversubscribed RANKS: with more ranks than cores, ranks waiting in
 # MPI yield their core (sched_yield) instead of busy-polling it, so the ranks that
