@@ -20,18 +20,32 @@ void scatter_rows(const ConstUnmanagedMatrix& src, const ConstIndexVector& index
       KOKKOS_LAMBDA(const int64_t i, const int64_t j) { dst(index(i), j) = src(i, j); });
 }
 
-void combine_slots(const ConstUnmanagedMatrix& y, const ConstIndexVector& slot_row, const ConstVector& gates, int top_k,
-                   const UnmanagedMatrix& out) {
+void copy_rows(const ConstUnmanagedMatrix& src, const ConstIndexVector& src_index, const UnmanagedMatrix& dst,
+               const ConstIndexVector& dst_index) {
+  const int64_t n = static_cast<int64_t>(src_index.extent(0));
+  const int64_t D = static_cast<int64_t>(dst.extent(1));
+  if (n == 0) return;
+  Kokkos::parallel_for(
+      "moe::copy_rows", RowMajorPolicy2D({0, 0}, {n, D}),
+      KOKKOS_LAMBDA(const int64_t i, const int64_t j) { dst(dst_index(i), j) = src(src_index(i), j); });
+}
+
+void combine_slots(const SlotOutputs& y, const ConstVector& gates, int top_k, const UnmanagedMatrix& out) {
   const int64_t B = static_cast<int64_t>(out.extent(0));
   const int64_t D = static_cast<int64_t>(out.extent(1));
   if (B == 0) return;
   const int64_t K = top_k;
+  const ConstUnmanagedMatrix ya = y.y_a, yb = y.y_b;
+  const ConstIndexVector ra = y.row_a, rb = y.row_b;
   Kokkos::parallel_for(
       "moe::combine_slots", RowMajorPolicy2D({0, 0}, {B, D}), KOKKOS_LAMBDA(const int64_t t, const int64_t j) {
         float acc = 0.0f;
         for (int64_t k = 0; k < K; ++k) {
-          const int64_t row = slot_row(t * K + k);
-          if (row >= 0) acc += gates(t * K + k) * y(row, j);
+          const int64_t s = t * K + k;
+          if (ra(s) >= 0)
+            acc += gates(s) * ya(ra(s), j);
+          else if (rb(s) >= 0)
+            acc += gates(s) * yb(rb(s), j);
         }
         out(t, j) = acc;
       });

@@ -12,9 +12,23 @@ void gather_rows(const ConstUnmanagedMatrix& src, const ConstIndexVector& index,
 /// dst(index(i), :) = src(i, :) for every row i of src (index is injective).
 void scatter_rows(const ConstUnmanagedMatrix& src, const ConstIndexVector& index, const UnmanagedMatrix& dst);
 
-/// out(t, :) = sum_k gates(t*K + k) * y(slot_row(t*K + k), :), skipping
-/// slot_row < 0 (dropped slots contribute zero).
-void combine_slots(const ConstUnmanagedMatrix& y, const ConstIndexVector& slot_row, const ConstVector& gates, int top_k,
-                   const UnmanagedMatrix& out);
+/// dst(dst_index(i), :) = src(src_index(i), :) for every i (dst_index is injective).
+void copy_rows(const ConstUnmanagedMatrix& src, const ConstIndexVector& src_index, const UnmanagedMatrix& dst,
+               const ConstIndexVector& dst_index);
+
+/// Where the outputs of a rank's slots are: each slot's row in one of two
+/// matrices (the rows returned by the all-to-all, and the rows computed on
+/// the rank itself), -1 in the one that does not hold it.
+struct SlotOutputs {
+  ConstUnmanagedMatrix y_a;
+  ConstIndexVector row_a;
+  ConstUnmanagedMatrix y_b;
+  ConstIndexVector row_b;
+};
+
+/// out(t, :) = sum_k gates(t*K + k) * y(slot t*K + k), the slot's row taken
+/// from y_a where row_a >= 0, else from y_b where row_b >= 0, else zero (a
+/// dropped slot).
+void combine_slots(const SlotOutputs& y, const ConstVector& gates, int top_k, const UnmanagedMatrix& out);
 
 }  // namespace moe

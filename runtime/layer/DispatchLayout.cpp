@@ -161,4 +161,49 @@ DispatchLayout build_dispatch_layout(const Plan& plan, const LoadMatrix& loads, 
   return L;
 }
 
+int64_t ExchangeLayout::total_send() const { return std::accumulate(send_rows.begin(), send_rows.end(), int64_t{0}); }
+int64_t ExchangeLayout::total_recv() const { return std::accumulate(recv_rows.begin(), recv_rows.end(), int64_t{0}); }
+
+ExchangeLayout exchange_layout(const DispatchLayout& L, int rank) {
+  ExchangeLayout X;
+  X.send_rows = L.send_rows;
+  X.recv_rows = L.recv_rows;
+  const int64_t own = L.send_rows[static_cast<size_t>(rank)];  // == L.recv_rows[rank]
+  X.send_rows[static_cast<size_t>(rank)] = X.recv_rows[static_cast<size_t>(rank)] = 0;
+  const int64_t send_own = std::accumulate(L.send_rows.begin(), L.send_rows.begin() + rank, int64_t{0});
+  const int64_t recv_own = std::accumulate(L.recv_rows.begin(), L.recv_rows.begin() + rank, int64_t{0});
+  // Row numbers once the own range [first, first + own) is taken out.
+  const auto squeeze = [own](int64_t row, int64_t first) { return row < first ? row : row - own; };
+  const auto is_own = [own](int64_t row, int64_t first) { return row >= first && row < first + own; };
+
+  X.send_token.reserve(L.send_token.size() - static_cast<size_t>(own));
+  for (int64_t s = 0; s < static_cast<int64_t>(L.send_token.size()); ++s)
+    if (!is_own(s, send_own)) X.send_token.push_back(L.send_token[static_cast<size_t>(s)]);
+
+  // Own send row send_own + i arrives as own receive row recv_own + i.
+  std::vector<int64_t> compute_of_own(static_cast<size_t>(own), -1);
+  X.recv_compute_row.assign(static_cast<size_t>(L.total_recv() - own), -1);
+  for (int64_t j = 0; j < static_cast<int64_t>(L.regroup.size()); ++j) {
+    const int64_t r = L.regroup[static_cast<size_t>(j)];
+    if (is_own(r, recv_own)) {
+      compute_of_own[static_cast<size_t>(r - recv_own)] = j;
+      X.local_token.push_back(L.send_token[static_cast<size_t>(send_own + r - recv_own)]);
+      X.local_compute_row.push_back(j);
+    } else {
+      X.recv_compute_row[static_cast<size_t>(squeeze(r, recv_own))] = j;
+    }
+  }
+  X.slot_send_row.assign(L.slot_row.size(), -1);
+  X.slot_compute_row.assign(L.slot_row.size(), -1);
+  for (size_t t = 0; t < L.slot_row.size(); ++t) {
+    const int64_t s = L.slot_row[t];
+    if (s < 0) continue;  // dropped
+    if (is_own(s, send_own))
+      X.slot_compute_row[t] = compute_of_own[static_cast<size_t>(s - send_own)];
+    else
+      X.slot_send_row[t] = squeeze(s, send_own);
+  }
+  return X;
+}
+
 }  // namespace moe

@@ -61,4 +61,24 @@ struct DispatchLayout {
 DispatchLayout build_dispatch_layout(const Plan& plan, const LoadMatrix& loads, const SlotOrderMap& order, int rank,
                                      std::span<const int32_t> expert_ids, int top_k);
 
+/// What the layer executes: the layout with the rank's own rows taken out of
+/// the all-to-all. They go from the tokens straight into the expert-major
+/// buffer and the combine reads their outputs from there, so the exchange and
+/// its buffers carry only rows of other ranks (two row copies fewer each way;
+/// under LLEP most rows stay on their rank).
+struct ExchangeLayout {
+  std::vector<int64_t> send_rows, recv_rows;  // per rank; 0 for the rank itself
+  std::vector<int64_t> send_token;            // per exchanged send row: the local token it carries
+  std::vector<int64_t> recv_compute_row;      // per exchanged receive row: its expert-major row
+  std::vector<int64_t> local_token;           // per local row: the token it carries ...
+  std::vector<int64_t> local_compute_row;     // ... and its expert-major row
+  std::vector<int64_t> slot_send_row;         // per local slot: its exchanged send row, else -1
+  std::vector<int64_t> slot_compute_row;      // per local slot computed here: its expert-major row, else -1
+  int64_t total_send() const;
+  int64_t total_recv() const;
+};
+
+/// The exchange layout of `rank` derived from its dispatch layout.
+ExchangeLayout exchange_layout(const DispatchLayout& layout, int rank);
+
 }  // namespace moe

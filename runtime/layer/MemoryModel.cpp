@@ -13,19 +13,24 @@ std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, 
   const int P = plan.num_ranks, N = plan.num_experts;
   const int64_t D = s.hidden, H = s.ffn, f = static_cast<int64_t>(sizeof(float));
   const int64_t weights = int64_t{num_layers} * ((N / P) * s.expert_weight_bytes() + D * N * f);
-  // Gate-ordered plans: which of a rank's slots are kept depends on every
-  // rank's gates, so a rank's send buffer is bounded by all its slots.
+  // The exchange buffers hold only rows that cross ranks (a rank's own rows
+  // bypass them: ExchangeLayout). Gate-ordered plans: which of a rank's slots
+  // are kept and where they go depends on every rank's gates, so the buffers
+  // are bounded by all its slots and all the rows it computes.
   const WorkSplit split = split_work(plan, SlotOrderMap(loads));
   std::vector<int64_t> peak(static_cast<size_t>(P));
   for (int r = 0; r < P; ++r) {
     int64_t slots = 0;
     for (int e = 0; e < N; ++e) slots += loads.at(r, e);
     const int64_t tokens = slots / std::max(1, s.top_k);
-    const int64_t sent = plan.slot_order == SlotOrder::Position ? split.kept_rows(r) : slots;
     const RankWork& w = split.work[static_cast<size_t>(r)];
+    const bool exact = plan.slot_order == SlotOrder::Position;
+    const int64_t own = exact ? split.rows(r, r) : 0;
+    const int64_t sent = (exact ? split.kept_rows(r) : slots) - own;
+    const int64_t received = w.slots - own;
     const int64_t ws_rows = ffn_workspace_rows(w.largest_block(), LayerOptions{ffn_tile_rows}.tile_rows(s));
     const int64_t compute = 2 * tokens * D              // tokens and output
-                            + sent * D + w.slots * D    // dispatch send and receive buffers
+                            + (sent + received) * D     // exchange send and receive buffers
                             + 2 * w.slots * D           // expert-major input and output
                             + ws_rows * 3 * H;          // gate/up and activation workspaces
     const int64_t route = 2 * tokens * D + tokens * N;  // tokens, output and router logits

@@ -17,7 +17,8 @@ namespace moe {
 
 /// Peak bytes of the runtime's tracked buffers on every rank while executing
 /// `plan` (the expert-compute phase): native weights and router of all
-/// `num_layers` layers, imported weights, tokens and output, dispatch buffers,
+/// `num_layers` layers, imported weights, tokens and output, the exchange
+/// buffers (rows that cross ranks only: ExchangeLayout),
 /// expert-major blocks and the FFN workspaces of min(largest block,
 /// `ffn_tile_rows`) rows (LayerOptions::tile_rows: 0 = the default tile),
 /// and a stateful policy's resident replicas: the plan's own (plan.resident)

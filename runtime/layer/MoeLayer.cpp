@@ -4,6 +4,7 @@
 #include "runtime/layer/MoeLayer.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <vector>
 
 #include "kernels/Permute.hpp"
@@ -19,12 +20,14 @@ struct MoeLayer::StepState {
   Plan plan;
   std::optional<double> alpha_used;
   std::string oom_reason;
-  DispatchLayout layout;
-  // Device copies of the layout's index arrays (views into layout_dev_).
-  ConstIndexVector send_token, regroup, slot_row;
+  DispatchLayout layout;    // every slot's destination (for checks and traces)
+  ExchangeLayout exchange;  // what runs: own rows bypass the all-to-all
+  // Device copies of the exchange layout's index arrays (views into layout_dev_).
+  ConstIndexVector send_token, recv_compute_row, local_token, local_compute_row, slot_send_row, slot_compute_row;
   std::vector<int64_t> layout_host;  // their packed host source, alive until the copy is done
   std::vector<P2PMessage> weight_sends, weight_recvs;
-  Workspace::Lease send, recv;  // dispatch buffers, alive from dispatch to combine
+  // Alive from dispatch to combine: the exchanged rows and the expert-major blocks.
+  Workspace::Lease send, recv, x_experts, y_experts;
   PhaseTimes& T() { return rec.times; }
 };
 
@@ -120,8 +123,9 @@ bool MoeLayer::fit_budget(const PlacementPolicy& policy, const StepBudget& budge
   return v.fits;
 }
 
-// Layout: where every slot goes (DispatchLayout.hpp), and one packed copy of
-// its index arrays to the device. Gate-ordered plans need every rank's gates.
+// Layout: where every slot goes (DispatchLayout.hpp), what of it crosses the
+// all-to-all (ExchangeLayout), and one packed copy of its index arrays to the
+// device. Gate-ordered plans need every rank's gates.
 void MoeLayer::lay_out(StepState& st) {
   const int P = comm_.size(), N = shape_.num_experts;
   PhaseScope wall(st.T(), Phase::Plan);
@@ -150,14 +154,17 @@ void MoeLayer::lay_out(StepState& st) {
   st.rec.slots_dropped = st.layout.dropped;
   st.rec.slots_native = st.layout.slots_native;
   st.rec.slots_foreign = st.layout.slots_foreign;
+  st.exchange = exchange_layout(st.layout, comm_.rank());
 
-  // One host->device copy of [send_token | regroup | slot_row] into a buffer
-  // that persists across steps.
-  const auto& L = st.layout;
+  // One host->device copy of the index arrays, packed, into a buffer that
+  // persists across steps.
+  const ExchangeLayout& X = st.exchange;
+  const std::vector<int64_t>* parts[] = {&X.send_token,        &X.recv_compute_row, &X.local_token,
+                                         &X.local_compute_row, &X.slot_send_row,    &X.slot_compute_row};
+  ConstIndexVector* views[] = {&st.send_token,        &st.recv_compute_row, &st.local_token,
+                               &st.local_compute_row, &st.slot_send_row,    &st.slot_compute_row};
   st.layout_host.clear();
-  st.layout_host.reserve(L.send_token.size() + L.regroup.size() + L.slot_row.size());
-  for (const auto* part : {&L.send_token, &L.regroup, &L.slot_row})
-    st.layout_host.insert(st.layout_host.end(), part->begin(), part->end());
+  for (const auto* part : parts) st.layout_host.insert(st.layout_host.end(), part->begin(), part->end());
   const size_t n = st.layout_host.size();
   if (n > layout_dev_.extent(0))
     layout_dev_ = IndexVector(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("dispatch_layout")), n);
@@ -168,9 +175,10 @@ void MoeLayer::lay_out(StepState& st) {
                     HostIndices(st.layout_host.data(), n));
   exec.fence();  // the host vector may change after this stage
   const int64_t* base = layout_dev_.data();
-  st.send_token = ConstIndexVector(base, L.send_token.size());
-  st.regroup = ConstIndexVector(base + L.send_token.size(), L.regroup.size());
-  st.slot_row = ConstIndexVector(base + L.send_token.size() + L.regroup.size(), L.slot_row.size());
+  for (size_t i = 0; i < std::size(parts); ++i) {
+    *views[i] = ConstIndexVector(base, parts[i]->size());
+    base += parts[i]->size();
+  }
 }
 
 // Resident replicas (a stateful policy's plan lists them): every rank reads
@@ -211,12 +219,15 @@ void MoeLayer::start_weight_transfers(StepState& st) {
   }
   st.rec.experts_imported = static_cast<int64_t>(st.weight_recvs.size()) - st.rec.experts_placed;
   // Leased before the exchange starts: the dispatch stage must not allocate.
-  st.send = send_ws_.lease(st.layout.total_send());
-  st.recv = recv_ws_.lease(st.layout.total_recv());
+  st.send = send_ws_.lease(st.exchange.total_send());
+  st.recv = recv_ws_.lease(st.exchange.total_recv());
+  st.x_experts = expert_in_ws_.lease(st.layout.total_recv());
+  st.y_experts = expert_out_ws_.lease(st.layout.total_recv());
   comm_.begin_exchange(st.weight_sends, st.weight_recvs);
 }
 
-// Dispatch: permute slots by destination, all-to-all(v) of hidden vectors.
+// Dispatch: permute slots by destination, all-to-all(v) of hidden vectors;
+// the rank's own rows go straight to their expert-major rows instead.
 // Runs while weight transfers are in flight: no allocation, no global fence
 // and no deep_copy without an execution-space instance here
 // (tests/lint/check_no_sync_in_flight.py guards it).
@@ -225,9 +236,10 @@ void MoeLayer::dispatch(const Matrix& x, StepState& st) {
   {
     BusyScope busy(st.T(), Phase::Dispatch);
     gather_rows(x, st.send_token, st.send.view());
+    copy_rows(x, st.local_token, st.x_experts.view(), st.local_compute_row);
     ExecSpace().fence();
   }
-  comm_.alltoallv_rows(st.send.view().data(), st.layout.send_rows, st.recv.view().data(), st.layout.recv_rows,
+  comm_.alltoallv_rows(st.send.view().data(), st.exchange.send_rows, st.recv.view().data(), st.exchange.recv_rows,
                        shape_.hidden);
 }
 
@@ -236,32 +248,33 @@ void MoeLayer::finish_weight_transfers(StepState& st) {
   comm_.wait_exchange();
 }
 
-// Expert compute: regroup received rows into one block per expert, run each
-// expert's FFN on its block (in row tiles), put the outputs back in receive order.
+// Expert compute: put the received rows into their expert-major rows (one
+// block per expert), run each expert's FFN on its block (in row tiles), and
+// put the outputs of received rows back in receive order.
 void MoeLayer::compute_experts(StepState& st) {
   PhaseScope wall(st.T(), Phase::Compute);
   BusyScope busy(st.T(), Phase::Compute);
   const DispatchLayout& L = st.layout;
-  const int64_t rows = L.total_recv();
   const int64_t tile = ffn_workspace_rows(L.largest_block(), options_.tile_rows(shape_));
-  Workspace::Lease x_experts = expert_in_ws_.lease(rows), y_experts = expert_out_ws_.lease(rows);
   Workspace::Lease gate_up = gate_up_ws_.lease(tile), activation = act_ws_.lease(tile);
-  gather_rows(st.recv.view(), st.regroup, x_experts.view());
+  scatter_rows(st.recv.view(), st.recv_compute_row, st.x_experts.view());
   for (const auto& b : L.blocks)
-    expert_ffn(row_block(x_experts.view(), b.begin, b.count), experts_.view(b.expert), act_, gate_up.view(),
-               activation.view(), row_block(y_experts.view(), b.begin, b.count));
-  scatter_rows(y_experts.view(), st.regroup, st.recv.view());
+    expert_ffn(row_block(st.x_experts.view(), b.begin, b.count), experts_.view(b.expert), act_, gate_up.view(),
+               activation.view(), row_block(st.y_experts.view(), b.begin, b.count));
+  gather_rows(st.y_experts.view(), st.recv_compute_row, st.recv.view());
   ExecSpace().fence();
 }
 
-// Combine: reverse all-to-all(v) back to the slots' origins, then un-permute
-// and take the gate-weighted sum over K.
+// Combine: reverse all-to-all(v) back to the slots' origins, then take the
+// gate-weighted sum over K, each slot's output from the returned rows or, for
+// slots computed here, from the expert-major output.
 void MoeLayer::combine(const Matrix& out, StepState& st) {
   PhaseScope wall(st.T(), Phase::Combine);
-  comm_.alltoallv_rows(st.recv.view().data(), st.layout.recv_rows, st.send.view().data(), st.layout.send_rows,
+  comm_.alltoallv_rows(st.recv.view().data(), st.exchange.recv_rows, st.send.view().data(), st.exchange.send_rows,
                        shape_.hidden);
   BusyScope busy(st.T(), Phase::Combine);
-  combine_slots(st.send.view(), st.slot_row, st.routing.gates, shape_.top_k, out);
+  combine_slots(SlotOutputs{st.send.view(), st.slot_send_row, st.y_experts.view(), st.slot_compute_row},
+                st.routing.gates, shape_.top_k, out);
   ExecSpace().fence();
   experts_.clear_imports();
 }

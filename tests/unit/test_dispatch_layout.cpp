@@ -1,6 +1,8 @@
 // The dispatch layout of every rank, built independently, must agree: what q
 // sends to p is what p expects from q, every kept slot is computed exactly once
 // by the rank owning its position, and each expert block holds only its slots.
+// Their exchange layouts (own rows bypassing the all-to-all) must move the
+// same rows to the same expert-major rows and back.
 #include <algorithm>
 #include <map>
 #include <random>
@@ -68,6 +70,67 @@ std::vector<float> gates_by_rank_expert(const World& w) {
   return out;
 }
 
+using Inbox = std::vector<std::vector<std::pair<int, int64_t>>>;  // per rank, per receive row: (source, slot)
+
+// The exchange layouts (own rows bypass the all-to-all) must put the same
+// (source, token) in every expert-major row as the full layout, fill each row
+// exactly once, and give every kept slot the row that computed that slot.
+void check_exchange_layouts(const World& w, const std::vector<DispatchLayout>& L, const Inbox& inbox) {
+  std::vector<ExchangeLayout> X;
+  for (int r = 0; r < w.P; ++r) X.push_back(exchange_layout(L[r], r));
+  for (int q = 0; q < w.P; ++q) {
+    ASSERT_EQ(X[q].send_rows[q], 0);
+    ASSERT_EQ(X[q].recv_rows[q], 0);
+    ASSERT_EQ(static_cast<int64_t>(X[q].send_token.size()), X[q].total_send());
+    ASSERT_EQ(static_cast<int64_t>(X[q].recv_compute_row.size()), X[q].total_recv());
+    for (int p = 0; p < w.P; ++p) ASSERT_EQ(X[q].send_rows[p], X[p].recv_rows[q]);
+  }
+  Inbox xinbox(w.P);  // (source, its exchanged send row)
+  for (int q = 0; q < w.P; ++q) {
+    int64_t row = 0;
+    for (int p = 0; p < w.P; ++p)
+      for (int64_t i = 0; i < X[q].send_rows[p]; ++i) xinbox[p].push_back({q, row++});
+  }
+  std::map<std::pair<int, int64_t>, std::pair<int, int64_t>> computed_at;  // (q, send row) -> (p, compute row)
+  for (int p = 0; p < w.P; ++p) {
+    const int64_t rows = L[p].total_recv();
+    std::vector<std::pair<int, int64_t>> content(static_cast<size_t>(rows), {-1, -1});  // (source, token)
+    for (size_t r = 0; r < xinbox[p].size(); ++r) {
+      const auto [q, i] = xinbox[p][r];
+      const int64_t j = X[p].recv_compute_row[r];
+      ASSERT_TRUE(j >= 0 && j < rows);
+      ASSERT_EQ(content[static_cast<size_t>(j)].first, -1) << "row filled twice on rank " << p;
+      content[static_cast<size_t>(j)] = {q, X[q].send_token[static_cast<size_t>(i)]};
+      computed_at[{q, i}] = {p, j};
+    }
+    ASSERT_EQ(X[p].local_token.size(), X[p].local_compute_row.size());
+    for (size_t k = 0; k < X[p].local_token.size(); ++k) {
+      const int64_t j = X[p].local_compute_row[k];
+      ASSERT_TRUE(j >= 0 && j < rows);
+      ASSERT_EQ(content[static_cast<size_t>(j)].first, -1) << "row filled twice on rank " << p;
+      content[static_cast<size_t>(j)] = {p, X[p].local_token[k]};
+    }
+    for (int64_t j = 0; j < rows; ++j) {
+      const auto [q, s] = inbox[p][static_cast<size_t>(L[p].regroup[static_cast<size_t>(j)])];
+      ASSERT_EQ(content[static_cast<size_t>(j)], std::make_pair(q, s / w.K)) << "rank " << p << " row " << j;
+    }
+  }
+  // Every kept slot reads the row that computed it; a dropped slot reads none.
+  for (int q = 0; q < w.P; ++q)
+    for (size_t t = 0; t < L[q].slot_row.size(); ++t) {
+      const int64_t sent = X[q].slot_send_row[t], here = X[q].slot_compute_row[t];
+      if (L[q].slot_row[t] < 0) {
+        ASSERT_EQ(sent, -1);
+        ASSERT_EQ(here, -1);
+        continue;
+      }
+      ASSERT_NE(sent >= 0, here >= 0) << "slot " << t << " of rank " << q << " must have exactly one source";
+      auto [p, j] = sent >= 0 ? computed_at.at({q, sent}) : std::make_pair(q, here);
+      const int64_t full_row = L[p].regroup[static_cast<size_t>(j)];
+      ASSERT_EQ(inbox[p][static_cast<size_t>(full_row)], std::make_pair(q, static_cast<int64_t>(t)));
+    }
+}
+
 void check_world(const World& w, const Plan& plan, const SlotOrderMap& order) {
   std::vector<DispatchLayout> L;
   for (int r = 0; r < w.P; ++r) L.push_back(build_dispatch_layout(plan, w.loads, order, r, w.ids[r], w.K));
@@ -77,7 +140,7 @@ void check_world(const World& w, const Plan& plan, const SlotOrderMap& order) {
     for (int p = 0; p < w.P; ++p) ASSERT_EQ(L[q].send_rows[p], L[p].recv_rows[q]) << q << "->" << p;
 
   // Simulate the exchange: each row carries (source rank, local slot).
-  std::vector<std::vector<std::pair<int, int64_t>>> inbox(w.P);
+  Inbox inbox(w.P);
   for (int q = 0; q < w.P; ++q) {
     std::vector<int64_t> slot_of_row(L[q].send_token.size(), -1);
     for (size_t s = 0; s < L[q].slot_row.size(); ++s)
@@ -91,6 +154,8 @@ void check_world(const World& w, const Plan& plan, const SlotOrderMap& order) {
         inbox[p].push_back({q, s});
       }
   }
+  check_exchange_layouts(w, L, inbox);
+
   std::map<std::pair<int, int64_t>, int> computed;
   int64_t total_dropped = 0;
   for (int p = 0; p < w.P; ++p) {

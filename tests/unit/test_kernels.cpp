@@ -122,13 +122,52 @@ TEST(Kernels, GatherScatterCombine) {
   const IndexVector rows = device_from<IndexVector>(
       "rows", B * K, [&](size_t i) { return i == static_cast<size_t>(2 * K + 1) ? int64_t{-1} : p[i]; });
   Matrix out("out", B, D);
-  combine_slots(y, rows, gates, K, out);
+  const IndexVector none = device_from<IndexVector>("none", B * K, [](size_t) { return int64_t{-1}; });
+  combine_slots(SlotOutputs{y, rows, y, none}, gates, K, out);
   const auto hout = host(out);
   for (int64_t t = 0; t < B; ++t)
     for (int64_t d = 0; d < D; ++d) {
       double ref = 0;
       for (int64_t k = 0; k < K; ++k) {
         if (!(t == 2 && k == 1)) ref += gate(t * K + k) * hy(p[t * K + k], d);
+      }
+      ASSERT_NEAR(hout(t, d), ref, 1e-6);
+    }
+}
+
+// The two-source combine (returned rows and rows computed on the rank) and
+// copy_rows, against loops: odd slots read the second matrix, slot 3 neither.
+TEST(Kernels, CopyRowsAndTwoSourceCombine) {
+  std::mt19937 rng(5);
+  const int64_t B = 5, K = 2, D = 3;
+  Matrix a = random_matrix(rng, B * K, D), b = random_matrix(rng, B * K, D);
+  std::vector<int64_t> p(B * K);
+  std::iota(p.begin(), p.end(), 0);
+  std::shuffle(p.begin(), p.end(), rng);
+  const IndexVector src = device_from<IndexVector>("src", 4, [&](size_t i) { return p[i]; });
+  const IndexVector dst = device_from<IndexVector>("dst", 4, [&](size_t i) { return p[B * K - 1 - i]; });
+  Matrix c("c", B * K, D);
+  copy_rows(a, src, c, dst);
+  const auto ha = host(a), hb = host(b), hc = host(c);
+  for (size_t i = 0; i < 4; ++i)
+    for (int64_t d = 0; d < D; ++d) ASSERT_EQ(hc(p[B * K - 1 - i], d), ha(p[i], d));
+
+  const auto gate = [](size_t i) { return 0.25f * static_cast<float>(i + 1); };
+  const Vector gates = device_from<Vector>("gates", B * K, gate);
+  const auto in_a = [&](size_t s) { return s % 2 == 0 && s != 3; };
+  const auto in_b = [&](size_t s) { return s % 2 == 1 && s != 3; };
+  const IndexVector ra = device_from<IndexVector>("ra", B * K, [&](size_t s) { return in_a(s) ? p[s] : -1; });
+  const IndexVector rb = device_from<IndexVector>("rb", B * K, [&](size_t s) { return in_b(s) ? p[s] : -1; });
+  Matrix out("out", B, D);
+  combine_slots(SlotOutputs{a, ra, b, rb}, gates, K, out);
+  const auto hout = host(out);
+  for (int64_t t = 0; t < B; ++t)
+    for (int64_t d = 0; d < D; ++d) {
+      double ref = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const size_t s = static_cast<size_t>(t * K + k);
+        if (in_a(s)) ref += gate(s) * ha(p[s], d);
+        if (in_b(s)) ref += gate(s) * hb(p[s], d);
       }
       ASSERT_NEAR(hout(t, d), ref, 1e-6);
     }
