@@ -45,7 +45,8 @@ ExpertStore::ExpertStore(const ModelShape& shape, int layer, uint64_t seed, int 
       num_native_(shape.num_experts / num_ranks),
       packed_floats_(packed_size(shape)),
       tracker_(&tracker),
-      native_(tracker, "native_experts", num_native_, packed_floats_) {
+      native_(tracker, "native_experts", num_native_, packed_floats_),
+      import_ws_(tracker, "imported_expert", packed_floats_) {
   for (int i = 0; i < num_native_; ++i)
     generate_expert_packed(shape_, layer, seed, first_native_ + i, native_.view().data() + i * packed_floats_);
   Kokkos::fence();
@@ -53,7 +54,7 @@ ExpertStore::ExpertStore(const ModelShape& shape, int layer, uint64_t seed, int 
 
 const float* ExpertStore::packed(int expert) const {
   if (is_native(expert)) return native_.view().data() + (expert - first_native_) * packed_floats_;
-  if (auto it = imports_.find(expert); it != imports_.end()) return it->second.view().data();
+  if (auto it = imports_.find(expert); it != imports_.end()) return it->second;
   if (active_)
     if (auto it = active_->find(expert); it != active_->end()) return it->second.view().data();
   throw std::logic_error("expert " + std::to_string(expert) + " is neither native, imported nor resident on this rank");
@@ -92,9 +93,17 @@ void ExpertStore::use_resident(const std::string& policy) {
   active_ = it == resident_.end() ? nullptr : &it->second;
 }
 
-float* ExpertStore::import_buffer(int expert) {
-  auto [it, inserted] = imports_.try_emplace(expert, *tracker_, "imported_expert", packed_floats_);
-  return it->second.view().data();
+std::vector<float*> ExpertStore::hold_imports(const std::vector<int>& experts) {
+  clear_imports();
+  import_rows_ = import_ws_.lease(static_cast<int64_t>(experts.size()));
+  std::vector<float*> rows;
+  for (size_t i = 0; i < experts.size(); ++i) {
+    float* row = import_rows_.view().data() + static_cast<int64_t>(i) * packed_floats_;
+    if (!imports_.emplace(experts[i], row).second)
+      throw std::logic_error("expert " + std::to_string(experts[i]) + " imported twice in one step");
+    rows.push_back(row);
+  }
+  return rows;
 }
 
 }  // namespace moe

@@ -14,6 +14,7 @@
 #include "kernels/ExpertFfn.hpp"
 #include "runtime/common/ModelConfig.hpp"
 #include "runtime/layer/MemoryTracker.hpp"
+#include "runtime/layer/Workspace.hpp"
 
 namespace moe {
 
@@ -32,11 +33,18 @@ class ExpertStore {
   const float* packed(int expert) const;
   ExpertWeightsView view(int expert) const;
 
-  /// Allocates (tracked) room for an imported expert and returns where its
-  /// packed weights must be received.
-  float* import_buffer(int expert);
-  /// Frees every imported expert (end of a step).
-  void clear_imports() { imports_.clear(); }
+  /// Room for this step's imported experts, one row each of a grow-only
+  /// buffer that persists across steps (no allocation once the count has
+  /// been seen: on a CPU no fresh pages to fault in under the transfer, on a
+  /// GPU no cudaMalloc/free per step). The tracker counts the rows while they
+  /// are held, exactly as separate buffers would be. Returns where each
+  /// expert's packed weights must be received, in the order given.
+  std::vector<float*> hold_imports(const std::vector<int>& experts);
+  /// Drops the imported experts (end of a step); the buffer stays.
+  void clear_imports() {
+    imports_.clear();
+    import_rows_ = Workspace::Lease();
+  }
   int num_imported() const { return static_cast<int>(imports_.size()); }
 
   /// Makes `policy`'s resident replicas the experts in `wanted`: frees the
@@ -54,9 +62,11 @@ class ExpertStore {
   int num_native_ = 0;
   int64_t packed_floats_ = 0;
   MemoryTracker* tracker_;
-  TrackedMatrix native_;  // num_native x packed_floats
-  std::map<int, TrackedVector> imports_;
-  MemoryTracker resident_tracker_;  // not the step's: the ledger counts replicas per policy
+  TrackedMatrix native_;                 // num_native x packed_floats
+  Workspace import_ws_;                  // grow-only, one row per imported expert
+  Workspace::Lease import_rows_;         // this step's rows of it
+  std::map<int, const float*> imports_;  // expert -> its row
+  MemoryTracker resident_tracker_;       // not the step's: the ledger counts replicas per policy
   std::map<std::string, std::map<int, TrackedVector>> resident_;
   const std::map<int, TrackedVector>* active_ = nullptr;
 };

@@ -213,10 +213,16 @@ void MoeLayer::place_replicas(StepState& st) {
 void MoeLayer::start_weight_transfers(StepState& st) {
   const int me = comm_.rank();
   const int64_t bytes = experts_.packed_bytes();
+  std::vector<WeightTransfer> incoming;
   for (const auto& t : st.plan.transfers) {
     if (t.src == me) st.weight_sends.push_back({t.dst, t.expert, experts_.packed(t.expert), nullptr, bytes});
-    if (t.dst == me) st.weight_recvs.push_back({t.src, t.expert, nullptr, experts_.import_buffer(t.expert), bytes});
+    if (t.dst == me) incoming.push_back(t);
   }
+  std::vector<int> imported;
+  for (const auto& t : incoming) imported.push_back(t.expert);
+  const std::vector<float*> rows = experts_.hold_imports(imported);
+  for (size_t i = 0; i < incoming.size(); ++i)
+    st.weight_recvs.push_back({incoming[i].src, incoming[i].expert, nullptr, rows[i], bytes});
   st.rec.experts_imported = static_cast<int64_t>(st.weight_recvs.size()) - st.rec.experts_placed;
   // Leased before the exchange starts: the dispatch stage must not allocate.
   st.send = send_ws_.lease(st.exchange.total_send());
