@@ -4,8 +4,9 @@
 In one run:
   1. the plain sgemm rate on the step's shape: bench_expert_ffn --shape=R,D,H
      (BM_Shape/FfnVsSgemm: the sgemm pair x*W_gu, act*W_d, median of its
-     iterations), once alone and once as RANKS copies at the same time (what the
-     ranks' GEMMs see when they share the node);
+     iterations), once alone, and as RANKS copies at the same time (what the
+     ranks' GEMMs see when they share the node) both before and after step 2
+     (the bound takes the median of both: the machine's rate drifts);
   2. mpiexec -n RANKS moe-ep compare --policies ep,llep ... --json;
   3. per policy: the busiest rank's slots per layer-step, the step's FLOPs
      6*D*H*slots, the GEMM bound (FLOPs at the sgemm rate), and the measured
@@ -104,14 +105,7 @@ def main():
 
     print(f"# sgemm pair, {a.sgemm_rows} x D={D} x H={H}: 1 process, then {a.ranks} at once ...", file=sys.stderr)
     alone = sgemm_rates(bench, a.sgemm_rows, D, H, 1, env)
-    shared = sgemm_rates(bench, a.sgemm_rows, D, H, a.ranks, env) if a.ranks > 1 else alone
-    rate = {
-        "alone_wall": alone[0]["sgemm_GFLOPs"], "alone_cpu": alone[0]["cpu_sgemm_GFLOPs"],
-        "shared_wall": median([r["sgemm_GFLOPs"] for r in shared]),
-        "shared_cpu": median([r["cpu_sgemm_GFLOPs"] for r in shared]),
-        "ffn_shared_wall": median([r["ffn_GFLOPs"] for r in shared]),
-        "ffn_shared_cpu": median([r["cpu_ffn_GFLOPs"] for r in shared]),
-    }
+    shared_before = sgemm_rates(bench, a.sgemm_rows, D, H, a.ranks, env) if a.ranks > 1 else alone
 
     with tempfile.NamedTemporaryFile(prefix="compare-", suffix=".json", delete=False) as t:
         out = t.name
@@ -126,6 +120,21 @@ def main():
     with open(out) as f:
         res = json.load(f)
     os.unlink(out)
+    # The shared machine's rate drifts by several percent from minute to
+    # minute: the bound uses the rate measured right before and right after
+    # the layer run (both pooled, median), so it brackets the run.
+    print(f"# sgemm pair, {a.ranks} at once, after the layer run ...", file=sys.stderr)
+    shared_after = sgemm_rates(bench, a.sgemm_rows, D, H, a.ranks, env) if a.ranks > 1 else alone
+    shared = shared_before + shared_after
+    rate = {
+        "alone_wall": alone[0]["sgemm_GFLOPs"], "alone_cpu": alone[0]["cpu_sgemm_GFLOPs"],
+        "shared_wall": median([r["sgemm_GFLOPs"] for r in shared]),
+        "shared_cpu": median([r["cpu_sgemm_GFLOPs"] for r in shared]),
+        "shared_wall_before": median([r["sgemm_GFLOPs"] for r in shared_before]),
+        "shared_wall_after": median([r["sgemm_GFLOPs"] for r in shared_after]),
+        "ffn_shared_wall": median([r["ffn_GFLOPs"] for r in shared]),
+        "ffn_shared_cpu": median([r["cpu_ffn_GFLOPs"] for r in shared]),
+    }
     layer_steps = res["config"]["steps"] * res["config"]["layers"]
 
     rows = []
@@ -158,6 +167,7 @@ def main():
 
     print(f"sgemm pair rate (GFLOP/s, {a.sgemm_rows}x{D}x{H}): alone {rate['alone_wall']:.1f} wall / "
           f"{rate['alone_cpu']:.1f} cpu; {a.ranks} at once {rate['shared_wall']:.1f} wall / "
+          f"(before the layer run {rate['shared_wall_before']:.1f}, after {rate['shared_wall_after']:.1f}) "
           f"{rate['shared_cpu']:.1f} cpu (tiled FFN at once: {rate['ffn_shared_wall']:.1f} / "
           f"{rate['ffn_shared_cpu']:.1f})")
     hdr = ["policy", "hot rank slots/step", "GFLOP/step", "step wall s", "bound s (wall rate)", "bound/wall",
