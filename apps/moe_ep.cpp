@@ -1,9 +1,11 @@
 // moe-ep: run and compare MoE expert-placement policies under expert parallelism.
 #include <mpi.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <type_traits>
 
 #include <Kokkos_Core.hpp>
@@ -29,6 +31,14 @@ std::string build_info() {
   return std::string("moe-ep " MOE_EP_VERSION "\n") + kokkos + ", default execution space " +
          Kokkos::DefaultExecutionSpace::name() + "\nkernels on: " + (on_device ? "device" : "host") +
          "\ncomm backends: " + backends;
+}
+// A refusal before MPI_Init: rank 0 prints the one line at once; the other
+// ranks hold their exit for a moment, so that a launcher which ends the job at
+// the first non-zero exit (Slurm's KillOnBadExit, mpiexec without a kill
+// grace) cannot kill rank 0 before its line is out.
+int refuse_before_mpi(int code) {
+  if (code != 0 && moe::app::launch_rank() != 0) std::this_thread::sleep_for(std::chrono::seconds(1));
+  return code;
 }
 }  // namespace
 
@@ -62,7 +72,7 @@ int main(int argc, char** argv) {
     if (!known) {
       if (launch_rank() == 0)
         std::fprintf(stderr, "moe-ep: unknown command '%s' (valid: %s; see 'moe-ep --help')\n", argv[1], valid.c_str());
-      return kExitBadInput;
+      return refuse_before_mpi(kExitBadInput);
     }
   }
 
@@ -72,7 +82,7 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = (launch_rank() == 0 || e.get_exit_code() == 0) ? app.exit(e) : e.get_exit_code();
-    return code == 0 ? 0 : kExitBadInput;
+    return code == 0 ? 0 : refuse_before_mpi(kExitBadInput);
   }
   for (auto& cmd : commands) {
     if (!cmd.sub->parsed()) continue;

@@ -6,7 +6,8 @@ usage: reliability_case.py --mpiexec MPIEXEC --bin MOE_EP --h5dump H5DUMP --work
 
 CASE:
   refusals_every_rank  overflow, memory and parsing refusals under 2 ranks:
-                       exit 2 within 30 s, exactly one `moe-ep:` line
+                       exit 2 within 30 s, exactly one `moe-ep:` line (also
+                       when mpiexec kills the job at the first bad exit)
   special_outputs      --json /dev/null (stays a device), a directory, a FIFO
                        (no hang), for --json, --timeline and trace --out
   collisions           --json/--timeline equal to each other or to the trace:
@@ -110,6 +111,12 @@ def case_refusals_every_rank(a):
     ]
     for args, pattern in cases:
         expect_refusal(mpi(a, 2, args + ["--quiet"] if args[0] != "frobnicate" else args), pattern, " ".join(args))
+    # Refusals at parse time (before MPI_Init) under a launcher that ends the
+    # job at the first non-zero exit, without mpiexec's 1 s grace (as Slurm's
+    # KillOnBadExit does): rank 0's line still comes out.
+    for args, pattern in [(["compare", "--seed", "-1", "--quiet"], "--seed"), (["frobnicate"], "unknown command")]:
+        p = run([a.mpiexec, "-n", "2", "--oversubscribe", "--mca", "odls_base_sigkill_timeout", "0", a.bin] + args)
+        expect_refusal(p, pattern, " ".join(args) + " (no kill grace)")
     # --check's reference on rank 0 (double precision, all tokens) does not
     # fit this machine although the runtime's own buffers do.
     mem = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGESIZE")
