@@ -10,6 +10,7 @@
 
 #include "runtime/emulate/Emulation.hpp"
 #include "runtime/workload/Scenario.hpp"
+#include "tests/common/NeedsKokkos.hpp"
 
 using namespace moe;
 
@@ -250,7 +251,10 @@ TEST(EmulationArithmetic, LlepIsNoSlowerThanTheIdealAllowsOnRealPlans) {
   EXPECT_LT(r.policies[1].speedup_vs_ep, r.ep_imbalance * 1.1);
 }
 
-TEST(EmulationRunner, HostRunnerTimesARanksBlocks) {
+// Views and kernels: skips where Kokkos could not be initialised (NeedsKokkos.hpp).
+class EmulationRunner : public moe_test::NeedsKokkos {};
+
+TEST_F(EmulationRunner, HostRunnerTimesARanksBlocks) {
   EmulationConfig c = small_config("50:1", 4, {"ep"});
   c.shape.tokens = 64;
   EmulationResult r = plan_emulation(c);

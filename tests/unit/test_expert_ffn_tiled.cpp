@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels/ExpertFfn.hpp"
+#include "tests/common/NeedsKokkos.hpp"
 
 using namespace moe;
 
@@ -70,18 +71,21 @@ void expect_tiled_matches_one_shot(const Case& c) {
 }
 }  // namespace
 
-TEST(ExpertFfnTiled, MatchesOneShotSwiglu) {
+// Views and kernels: skips where Kokkos could not be initialised (NeedsKokkos.hpp).
+class ExpertFfnTiled : public moe_test::NeedsKokkos {};
+
+TEST_F(ExpertFfnTiled, MatchesOneShotSwiglu) {
   for (const Case c : {Case{37, 8, false}, Case{37, 37, false}, Case{5, 16, false}, Case{64, 16, false},
                        Case{33, 1, false}, Case{0, 8, false}})
     expect_tiled_matches_one_shot(c);
 }
 
-TEST(ExpertFfnTiled, MatchesOneShotGptOssWithBiases) {
+TEST_F(ExpertFfnTiled, MatchesOneShotGptOssWithBiases) {
   for (const Case c : {Case{37, 8, true}, Case{5, 16, true}, Case{100, 32, true}, Case{0, 4, true}})
     expect_tiled_matches_one_shot(c);
 }
 
-TEST(ExpertFfnTiled, TileIsTheSmallerWorkspace) {
+TEST_F(ExpertFfnTiled, TileIsTheSmallerWorkspace) {
   // act_ws shorter than gu_ws: the tile is act_ws's row count, not an overrun.
   std::mt19937 rng(5);
   const int64_t n = 19, D = 8, H = 12;
@@ -98,7 +102,7 @@ TEST(ExpertFfnTiled, TileIsTheSmallerWorkspace) {
     for (int64_t d = 0; d < D; ++d) ASSERT_NEAR(hy(i, d), href(i, d), 1e-5f * (1.0f + std::abs(href(i, d))));
 }
 
-TEST(ExpertFfnTiled, EmptyWorkspaceForNonEmptyBlockThrows) {
+TEST_F(ExpertFfnTiled, EmptyWorkspaceForNonEmptyBlockThrows) {
   std::mt19937 rng(6);
   Matrix x = random_matrix(rng, 3, 4, 1.0f), w_gu = random_matrix(rng, 4, 10, 1.0f),
          w_d = random_matrix(rng, 5, 4, 1.0f);
@@ -107,7 +111,7 @@ TEST(ExpertFfnTiled, EmptyWorkspaceForNonEmptyBlockThrows) {
                std::invalid_argument);
 }
 
-TEST(ExpertFfnTiled, RowRangesStayContiguousLayoutRight) {
+TEST_F(ExpertFfnTiled, RowRangesStayContiguousLayoutRight) {
   // The GEMM operands must stay LayoutRight to reach the BLAS (a LayoutStride
   // view falls back to a kernel ten times slower). Kokkos::subview with a row
   // range keeps LayoutRight; row_block builds the same view explicitly.
@@ -121,7 +125,7 @@ TEST(ExpertFfnTiled, RowRangesStayContiguousLayoutRight) {
   EXPECT_EQ(rb.extent(0), 5u);
 }
 
-TEST(ExpertFfnTiled, DefaultTileIsPositive) {
+TEST(FfnTileRows, DefaultTileIsPositive) {
   for (const auto& [D, H] : {std::pair<int64_t, int64_t>{128, 256}, {2048, 2048}, {2880, 2880}, {2048, 768}}) {
     const int64_t t = default_ffn_tile_rows(D, H);
     EXPECT_GE(t, 1);

@@ -10,6 +10,7 @@
 #include "kernels/Gemm.hpp"
 #include "kernels/Permute.hpp"
 #include "kernels/RouterKernels.hpp"
+#include "tests/common/NeedsKokkos.hpp"
 
 using namespace moe;
 
@@ -83,7 +84,10 @@ void expect_ffn_matches(bool gpt_oss) {
 }
 }  // namespace
 
-TEST(Kernels, GemmMatchesLoops) {
+// Views and kernels: skips where Kokkos could not be initialised (NeedsKokkos.hpp).
+class Kernels : public moe_test::NeedsKokkos {};
+
+TEST_F(Kernels, GemmMatchesLoops) {
   std::mt19937 rng(3);
   Matrix a = random_matrix(rng, 17, 9), b = random_matrix(rng, 9, 13), c("c", 17, 13);
   gemm_nn(a, b, c);
@@ -96,10 +100,10 @@ TEST(Kernels, GemmMatchesLoops) {
     }
 }
 
-TEST(Kernels, SwigluExpertMatchesLoops) { expect_ffn_matches(false); }
-TEST(Kernels, GptOssExpertMatchesLoops) { expect_ffn_matches(true); }
+TEST_F(Kernels, SwigluExpertMatchesLoops) { expect_ffn_matches(false); }
+TEST_F(Kernels, GptOssExpertMatchesLoops) { expect_ffn_matches(true); }
 
-TEST(Kernels, GatherScatterCombine) {
+TEST_F(Kernels, GatherScatterCombine) {
   std::mt19937 rng(4);
   const int64_t B = 6, K = 2, D = 5;
   Matrix y = random_matrix(rng, B * K, D);
@@ -137,7 +141,7 @@ TEST(Kernels, GatherScatterCombine) {
 
 // The two-source combine (returned rows and rows computed on the rank) and
 // copy_rows, against loops: odd slots read the second matrix, slot 3 neither.
-TEST(Kernels, CopyRowsAndTwoSourceCombine) {
+TEST_F(Kernels, CopyRowsAndTwoSourceCombine) {
   std::mt19937 rng(5);
   const int64_t B = 5, K = 2, D = 3;
   Matrix a = random_matrix(rng, B * K, D), b = random_matrix(rng, B * K, D);
@@ -173,7 +177,7 @@ TEST(Kernels, CopyRowsAndTwoSourceCombine) {
     }
 }
 
-TEST(Kernels, TopKAndChosenSoftmax) {
+TEST_F(Kernels, TopKAndChosenSoftmax) {
   std::mt19937 rng(5);
   const int64_t B = 50, N = 12;
   const int K = 4;
