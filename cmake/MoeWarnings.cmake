@@ -17,7 +17,7 @@ if(MOE_SANITIZE)
 endif()
 # Kokkos-CUDA builds (CXX = nvcc_wrapper) with GCC 12 as nvcc's host compiler:
 # GCC 12's -Wrestrict false positive in std::string's operator+(const char*,
-# string&&) (GCC bug 105329), seen in runtime/TimelineWriter.cpp's
+# string&&) (GCC bug 105329), seen in runtime/io/TimelineWriter.cpp's
 # create_failure(); only nvcc's host pass at -O3 inlines it that way. Not an
 # error there until that code builds its message with += (then drop this).
 if(MOE_KOKKOS_HAS_CUDA AND CMAKE_CXX_COMPILER_ID STREQUAL "GNU"
