@@ -166,8 +166,8 @@ def main():
             json.dump(report, f, indent=1)
 
     print(f"sgemm pair rate (GFLOP/s, {a.sgemm_rows}x{D}x{H}): alone {rate['alone_wall']:.1f} wall / "
-          f"{rate['alone_cpu']:.1f} cpu; {a.ranks} at once {rate['shared_wall']:.1f} wall / "
-          f"(before the layer run {rate['shared_wall_before']:.1f}, after {rate['shared_wall_after']:.1f}) "
+          f"{rate['alone_cpu']:.1f} cpu; {a.ranks} at once {rate['shared_wall']:.1f} wall "
+          f"(before the layer run {rate['shared_wall_before']:.1f}, after {rate['shared_wall_after']:.1f}) / "
           f"{rate['shared_cpu']:.1f} cpu (tiled FFN at once: {rate['ffn_shared_wall']:.1f} / "
           f"{rate['ffn_shared_cpu']:.1f})")
     hdr = ["policy", "hot rank slots/step", "GFLOP/step", "step wall s", "bound s (wall rate)", "bound/wall",
