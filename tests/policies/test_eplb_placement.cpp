@@ -14,6 +14,7 @@
 
 #include "RandomLoads.hpp"
 #include "policies/EplbPlacement.hpp"
+#include "tests/common/RandomCases.hpp"
 
 using namespace moe;
 
@@ -190,7 +191,7 @@ TEST(EplbPlacement, ValidationNamesTheFlag) {
 TEST(EplbProperties, HoldOnRandomEstimates) {
   std::mt19937_64 rng(17);
   int hierarchical = 0, no_dup = 0, compared_no_dup = 0;
-  for (int i = 0; i < 3000; ++i) {
+  for (int i = 0; i < moe_test::random_cases(3000); ++i) {
     const EplbCase c = random_eplb_case(rng);
     SCOPED_TRACE(describe(c));
     const EplbConfig& cfg = c.cfg;
@@ -283,9 +284,9 @@ TEST(EplbProperties, HoldOnRandomEstimates) {
       EXPECT_EQ(eplb_place(c.estimate, cfg.no_duplicate ? cfg : other), pub);
     }
   }
-  EXPECT_GT(hierarchical, 300);
-  EXPECT_GT(no_dup, 300);
-  EXPECT_GT(compared_no_dup, 100);
+  EXPECT_GT(hierarchical, moe_test::random_cases(300));
+  EXPECT_GT(no_dup, moe_test::random_cases(300));
+  EXPECT_GT(compared_no_dup, moe_test::random_cases(100));
 }
 
 // --- minimal-movement relabel --------------------------------------------------
@@ -346,7 +347,7 @@ TEST(EplbRelabel, HungarianEqualsBruteForce) {
 TEST(EplbRelabel, KeepsBalanceAndMovesNoMoreThanFromScratch) {
   std::mt19937_64 rng(23);
   int64_t moved_scratch = 0, moved_relabel = 0;
-  for (int i = 0; i < 1500; ++i) {
+  for (int i = 0; i < moe_test::random_cases(1500); ++i) {
     const EplbCase c = random_eplb_case(rng);
     SCOPED_TRACE(describe(c));
     const EplbConfig& cfg = c.cfg;
@@ -477,7 +478,7 @@ TEST(EplbPlan, SplitsSlotsEvenlyOverReplicasInRankOrder) {
 
 TEST(EplbPlan, ValidOnRandomLoads) {
   std::mt19937_64 rng(29);
-  for (int i = 0; i < 2000; ++i) {
+  for (int i = 0; i < moe_test::random_cases(2000); ++i) {
     const EplbCase c = random_eplb_case(rng);
     SCOPED_TRACE(describe(c));
     const EplbPlacement p = eplb_place(c.estimate, c.cfg);

@@ -7,6 +7,7 @@
 #include "NaiveLla.hpp"
 #include "RandomLoads.hpp"
 #include "policies/Policy.hpp"
+#include "tests/common/RandomCases.hpp"
 
 using namespace moe;
 
@@ -169,7 +170,7 @@ TEST(LlepPolicy, MatchesTheNaiveReferenceOnRandomLoads) {
   const std::vector<int64_t> chunks = {1, 7, 64, 1024, 5000};
   const std::vector<double> lambdas = {1.0, 1.1, 1.3, 2.0};
   int lla_runs = 0, forced_runs = 0;
-  for (int i = 0; i < 4000; ++i) {
+  for (int i = 0; i < moe_test::random_cases(4000); ++i) {
     const test::LoadCase c = test::random_load_case(rng);
     const PolicyParams params =
         with(alphas[rng() % alphas.size()], chunks[rng() % chunks.size()], lambdas[rng() % lambdas.size()]);
@@ -182,7 +183,7 @@ TEST(LlepPolicy, MatchesTheNaiveReferenceOnRandomLoads) {
     forced_runs += std::count(ref.forced.begin(), ref.forced.end(), true) > 0;
   }
   // The random cases must reach both branches and the forced remainder often.
-  EXPECT_GT(lla_runs, 1000);
-  EXPECT_GT(forced_runs, 200);
-  EXPECT_LT(lla_runs, 4000);
+  EXPECT_GT(lla_runs, moe_test::random_cases(1000));
+  EXPECT_GT(forced_runs, moe_test::random_cases(200));
+  EXPECT_LT(lla_runs, moe_test::random_cases(4000));
 }
