@@ -124,7 +124,8 @@ class ComparisonRun {
     for (const auto& name : cfg.policies) policies_.push_back(make_policy(name, cfg.params));
     const ExpertIdSource source = scenario_source(cfg.scenario, cfg.shape, cfg.drift);
     for (int l = 0; l < cfg.layers; ++l)
-      layers_.push_back(std::make_unique<MoeLayer>(cfg.shape, l, cfg.seed, source, comm, tracker_, cfg.layer));
+      layers_.push_back(
+          std::make_unique<MoeLayer>(cfg.shape, l, cfg.seed, source, comm, tracker_, workspaces_, cfg.layer));
     x_ = TrackedMatrix(tracker_, "tokens", cfg.tokens_on(me_), cfg.shape.hidden);
     out_ = TrackedMatrix(tracker_, "output", cfg.tokens_on(me_), cfg.shape.hidden);
     if (cfg.mem_budget_mib > 0.0)
@@ -294,6 +295,7 @@ class ComparisonRun {
   int64_t token_offset_ = 0, total_tokens_ = 0;
   std::vector<std::unique_ptr<PlacementPolicy>> policies_;
   MemoryTracker tracker_;
+  LayerWorkspaces workspaces_{tracker_, cfg_.shape};  // the layers' step buffers, one set
   std::vector<std::unique_ptr<MoeLayer>> layers_;
   TrackedMatrix x_, out_;
   std::optional<StepBudget> budget_;

@@ -39,14 +39,14 @@ void generate_expert_packed(const ModelShape& shape, int layer, uint64_t seed, i
 }
 
 ExpertStore::ExpertStore(const ModelShape& shape, int layer, uint64_t seed, int rank, int num_ranks,
-                         MemoryTracker& tracker)
+                         MemoryTracker& tracker, Workspace& imports)
     : shape_(shape),
       first_native_(rank * (shape.num_experts / num_ranks)),
       num_native_(shape.num_experts / num_ranks),
       packed_floats_(packed_size(shape)),
       tracker_(&tracker),
       native_(tracker, "native_experts", num_native_, packed_floats_),
-      import_ws_(tracker, "imported_expert", packed_floats_) {
+      import_ws_(&imports) {
   for (int i = 0; i < num_native_; ++i)
     generate_expert_packed(shape_, layer, seed, first_native_ + i, native_.view().data() + i * packed_floats_);
   Kokkos::fence();
@@ -95,7 +95,7 @@ void ExpertStore::use_resident(const std::string& policy) {
 
 std::vector<float*> ExpertStore::hold_imports(const std::vector<int>& experts) {
   clear_imports();
-  import_rows_ = import_ws_.lease(static_cast<int64_t>(experts.size()));
+  import_rows_ = import_ws_->lease(static_cast<int64_t>(experts.size()));
   std::vector<float*> rows;
   for (size_t i = 0; i < experts.size(); ++i) {
     float* row = import_rows_.view().data() + static_cast<int64_t>(i) * packed_floats_;

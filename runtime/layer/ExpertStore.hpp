@@ -20,7 +20,10 @@ namespace moe {
 
 class ExpertStore {
  public:
-  ExpertStore(const ModelShape& shape, int layer, uint64_t seed, int rank, int num_ranks, MemoryTracker& tracker);
+  /// `imports`: where imported experts' weights are received (one row each;
+  /// shared by the rank's layers, LayerWorkspaces.hpp).
+  ExpertStore(const ModelShape& shape, int layer, uint64_t seed, int rank, int num_ranks, MemoryTracker& tracker,
+              Workspace& imports);
 
   int64_t packed_floats() const { return packed_floats_; }
   int64_t packed_bytes() const { return packed_floats_ * static_cast<int64_t>(sizeof(float)); }
@@ -33,8 +36,8 @@ class ExpertStore {
   const float* packed(int expert) const;
   ExpertWeightsView view(int expert) const;
 
-  /// Room for this step's imported experts, one row each of a grow-only
-  /// buffer that persists across steps (no allocation once the count has
+  /// Room for this step's imported experts, one row each of the grow-only
+  /// imports workspace, which persists across steps (no allocation once the count has
   /// been seen: on a CPU no fresh pages to fault in under the transfer, on a
   /// GPU no cudaMalloc/free per step). The tracker counts the rows while they
   /// are held, exactly as separate buffers would be. Returns where each
@@ -63,7 +66,7 @@ class ExpertStore {
   int64_t packed_floats_ = 0;
   MemoryTracker* tracker_;
   TrackedMatrix native_;                 // num_native x packed_floats
-  Workspace import_ws_;                  // grow-only, one row per imported expert
+  Workspace* import_ws_;                 // grow-only, one row per imported expert
   Workspace::Lease import_rows_;         // this step's rows of it
   std::map<int, const float*> imports_;  // expert -> its row
   MemoryTracker resident_tracker_;       // not the step's: the ledger counts replicas per policy

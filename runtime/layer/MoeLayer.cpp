@@ -32,22 +32,17 @@ struct MoeLayer::StepState {
 };
 
 MoeLayer::MoeLayer(const ModelShape& shape, int layer, uint64_t seed, ExpertIdSource source, Communicator& comm,
-                   MemoryTracker& tracker, const LayerOptions& options)
+                   MemoryTracker& tracker, LayerWorkspaces& workspaces, const LayerOptions& options)
     : shape_(shape),
       layer_(layer),
       comm_(comm),
       tracker_(tracker),
       options_(options),
       router_(shape, layer, seed, std::move(source), tracker),
-      experts_(shape, layer, seed, comm.rank(), comm.size(), tracker),
+      experts_(shape, layer, seed, comm.rank(), comm.size(), tracker, workspaces.imported_experts),
       act_(activation_params(shape)),
       node_of_rank_(comm.node_of_rank()),
-      send_ws_(tracker, "dispatch_send", shape.hidden),
-      recv_ws_(tracker, "dispatch_recv", shape.hidden),
-      expert_in_ws_(tracker, "expert_in", shape.hidden),
-      expert_out_ws_(tracker, "expert_out", shape.hidden),
-      gate_up_ws_(tracker, "gate_up", 2 * shape.ffn),
-      act_ws_(tracker, "activation", shape.ffn) {}
+      ws_(workspaces) {}
 
 MoeLayer::~MoeLayer() = default;
 
@@ -213,22 +208,23 @@ void MoeLayer::place_replicas(StepState& st) {
 void MoeLayer::start_weight_transfers(StepState& st) {
   const int me = comm_.rank();
   const int64_t bytes = experts_.packed_bytes();
-  std::vector<WeightTransfer> incoming;
+  std::vector<int> imported, sources;
   for (const auto& t : st.plan.transfers) {
     if (t.src == me) st.weight_sends.push_back({t.dst, t.expert, experts_.packed(t.expert), nullptr, bytes});
-    if (t.dst == me) incoming.push_back(t);
+    if (t.dst == me) {
+      imported.push_back(t.expert);
+      sources.push_back(t.src);
+    }
   }
-  std::vector<int> imported;
-  for (const auto& t : incoming) imported.push_back(t.expert);
   const std::vector<float*> rows = experts_.hold_imports(imported);
-  for (size_t i = 0; i < incoming.size(); ++i)
-    st.weight_recvs.push_back({incoming[i].src, incoming[i].expert, nullptr, rows[i], bytes});
+  for (size_t i = 0; i < imported.size(); ++i)
+    st.weight_recvs.push_back({sources[i], imported[i], nullptr, rows[i], bytes});
   st.rec.experts_imported = static_cast<int64_t>(st.weight_recvs.size()) - st.rec.experts_placed;
   // Leased before the exchange starts: the dispatch stage must not allocate.
-  st.send = send_ws_.lease(st.exchange.total_send());
-  st.recv = recv_ws_.lease(st.exchange.total_recv());
-  st.x_experts = expert_in_ws_.lease(st.layout.total_recv());
-  st.y_experts = expert_out_ws_.lease(st.layout.total_recv());
+  st.send = ws_.send.lease(st.exchange.total_send());
+  st.recv = ws_.recv.lease(st.exchange.total_recv());
+  st.x_experts = ws_.expert_in.lease(st.layout.total_recv());
+  st.y_experts = ws_.expert_out.lease(st.layout.total_recv());
   comm_.begin_exchange(st.weight_sends, st.weight_recvs);
 }
 
@@ -262,7 +258,7 @@ void MoeLayer::compute_experts(StepState& st) {
   BusyScope busy(st.T(), Phase::Compute);
   const DispatchLayout& L = st.layout;
   const int64_t tile = ffn_workspace_rows(L.largest_block(), options_.tile_rows(shape_));
-  Workspace::Lease gate_up = gate_up_ws_.lease(tile), activation = act_ws_.lease(tile);
+  Workspace::Lease gate_up = ws_.gate_up.lease(tile), activation = ws_.activation.lease(tile);
   scatter_rows(st.recv.view(), st.recv_compute_row, st.x_experts.view());
   for (const auto& b : L.blocks)
     expert_ffn(row_block(st.x_experts.view(), b.begin, b.count), experts_.view(b.expert), act_, gate_up.view(),

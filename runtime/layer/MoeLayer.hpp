@@ -21,11 +21,11 @@
 #include "runtime/layer/DispatchLayout.hpp"
 #include "runtime/layer/ExpertStore.hpp"
 #include "runtime/layer/LayerOptions.hpp"
+#include "runtime/layer/LayerWorkspaces.hpp"
 #include "runtime/layer/MemoryModel.hpp"
 #include "runtime/layer/MemoryTracker.hpp"
 #include "runtime/layer/Router.hpp"
 #include "runtime/layer/StepRecord.hpp"
-#include "runtime/layer/Workspace.hpp"
 
 namespace moe {
 
@@ -48,8 +48,9 @@ struct StepTrace {
 
 class MoeLayer {
  public:
+  /// `workspaces`: the step buffers, shared by all layers of the rank.
   MoeLayer(const ModelShape& shape, int layer, uint64_t seed, ExpertIdSource source, Communicator& comm,
-           MemoryTracker& tracker, const LayerOptions& options = {});
+           MemoryTracker& tracker, LayerWorkspaces& workspaces, const LayerOptions& options = {});
   ~MoeLayer();
   MoeLayer(const MoeLayer&) = delete;
   MoeLayer& operator=(const MoeLayer&) = delete;
@@ -86,8 +87,7 @@ class MoeLayer {
   ExpertStore experts_;
   ActivationParams act_;
   std::vector<int> node_of_rank_;
-  // Buffers that persist across steps (Workspace.hpp).
-  Workspace send_ws_, recv_ws_, expert_in_ws_, expert_out_ws_, gate_up_ws_, act_ws_;
+  LayerWorkspaces& ws_;     // step buffers that persist across steps, shared by the rank's layers
   IndexVector layout_dev_;  // the step's dispatch layout indices, one packed copy
 };
 

@@ -37,10 +37,11 @@ void run_and_check(const std::string& policy_name, const std::string& scenario, 
   params.set("min-chunk", 16);
   auto policy = make_policy(policy_name, params);
   const ScenarioSpec spec = ScenarioSpec::parse(scenario);
+  LayerWorkspaces workspaces(s.tracker, s.shape);
   std::vector<std::unique_ptr<MoeLayer>> stack;
   for (int l = 0; l < layers; ++l)
     stack.push_back(std::make_unique<MoeLayer>(s.shape, l, 3, scenario_source(spec, s.shape, 0.0), s.comm, s.tracker,
-                                               LayerOptions{tile}));
+                                               workspaces, LayerOptions{tile}));
   int64_t offset = 0;
   for (int r = 0; r < me; ++r) offset += 300 + 50 * r;
   TrackedMatrix x(s.tracker, "x", s.shape.tokens, s.shape.hidden),
@@ -77,7 +78,9 @@ TEST(MoeLayerMpi, PeakMatchesTheMemoryModelWithSmallTiles) { run_and_check("ep",
 TEST(MoeLayerMpi, BudgetStopsThePlanOnEveryRank) {
   LayerSetup s;
   auto ep = make_policy("ep", PolicyParams{});
-  MoeLayer layer(s.shape, 0, 3, scenario_source(ScenarioSpec::parse("100:1"), s.shape, 0.0), s.comm, s.tracker);
+  LayerWorkspaces workspaces(s.tracker, s.shape);
+  MoeLayer layer(s.shape, 0, 3, scenario_source(ScenarioSpec::parse("100:1"), s.shape, 0.0), s.comm, s.tracker,
+                 workspaces);
   Matrix x("x", s.shape.tokens, s.shape.hidden), out("out", s.shape.tokens, s.shape.hidden);
   StepBudget budget{1, 1};  // one byte: nothing fits
   StepTrace trace;
