@@ -8,11 +8,13 @@
 #include <string>
 
 #include <Kokkos_Core.hpp>
+#include <climits>
 
 #include "apps/Commands.hpp"
 #include "apps/SizeChecks.hpp"
 #include "comm/Communicator.hpp"
 #include "comm/DeviceSelect.hpp"
+#include "kernels/KernelSelfCheck.hpp"
 #include "runtime/common/Errors.hpp"
 #include "runtime/common/OutputFiles.hpp"
 
@@ -41,6 +43,23 @@ std::string host_name() {
   MPI_Abort(MPI_COMM_WORLD, code);
   std::_Exit(code);
 }
+
+// False (after one line from the lowest failing rank) when this Kokkos build
+// miscomputes on some rank's device: every rank checks and all agree, so that
+// all of them exit and none waits in a collective.
+bool kernels_sound(int rank) {
+  const std::string why = moe::kernel_self_check();
+  int first_bad = why.empty() ? INT_MAX : rank;
+  MPI_Allreduce(MPI_IN_PLACE, &first_bad, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (first_bad == rank) {
+    std::fprintf(stderr,
+                 "moe-ep: error on rank %d (%s): kernel self-check failed: %s; this Kokkos build miscomputes on this "
+                 "device (docs/gpu.md, \"Kernel self-check\")\n",
+                 rank, host_name().c_str(), why.c_str());
+    std::fflush(stderr);
+  }
+  return first_bad == INT_MAX;
+}
 }  // namespace
 
 int run_with_mpi(int argc, char** argv, const std::function<int()>& body) {
@@ -55,7 +74,7 @@ int run_with_mpi(int argc, char** argv, const std::function<int()>& body) {
     // Kokkos after MPI (each rank picks its device from its node-local rank on GPUs).
     Kokkos::ScopeGuard kokkos(argc, argv);
     try {
-      code = body();
+      code = kernels_sound(rank) ? body() : 1;
     } catch (const moe::InputError& e) {
       if (!e.collective()) abort_job(rank, e.what(), kExitBadInput);
       if (rank == 0) std::fprintf(stderr, "moe-ep: %s\n", e.what());

@@ -17,6 +17,18 @@ if(MOE_KOKKOS_HAS_CUDA)
   # is built for another Kokkos, and its config would drag that one in.
   set(MOE_KOKKOSKERNELS_TARGET "")
   message(STATUS "Kokkos ${Kokkos_VERSION} has CUDA: GEMMs on cuBLAS, Kokkos Kernels not used")
+  # Measured on an H200 (docs/gpu.md, "Kernel self-check"): Kokkos 4.6's new
+  # mdspan-based View, compiled by nvcc 13, runs RangePolicy kernels wrongly
+  # (they write nothing, or out of bounds) while compiling without a warning.
+  # Its legacy View does not. Refuse the combination before an hour of nvcc.
+  if(Kokkos_VERSION VERSION_GREATER_EQUAL 4.6 AND Kokkos_VERSION VERSION_LESS 4.7
+     AND Kokkos_CXX_COMPILER_ID STREQUAL "NVIDIA" AND Kokkos_CXX_COMPILER_VERSION VERSION_GREATER_EQUAL 13
+     AND "IMPL_MDSPAN" IN_LIST Kokkos_OPTIONS AND NOT "IMPL_VIEW_LEGACY" IN_LIST Kokkos_OPTIONS)
+    message(FATAL_ERROR
+      "Kokkos ${Kokkos_VERSION} (${Kokkos_DIR}) uses its mdspan-based View with nvcc "
+      "${Kokkos_CXX_COMPILER_VERSION}: on a GPU its range kernels compute wrong results. Rebuild Kokkos with "
+      "-DKokkos_ENABLE_IMPL_VIEW_LEGACY=ON (docs/gpu.md, \"The Kokkos-CUDA build\").")
+  endif()
   # bench/ times the host kernels against the host BLAS (sgemm_, which came
   # with Kokkos Kernels' BLAS TPL): not meaningful, nor linkable, here.
   if(MOE_BUILD_BENCH)

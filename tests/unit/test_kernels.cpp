@@ -8,6 +8,7 @@
 
 #include "kernels/ExpertFfn.hpp"
 #include "kernels/Gemm.hpp"
+#include "kernels/KernelSelfCheck.hpp"
 #include "kernels/Permute.hpp"
 #include "kernels/RouterKernels.hpp"
 #include "tests/common/NeedsKokkos.hpp"
@@ -208,3 +209,7 @@ TEST_F(Kernels, TopKAndChosenSoftmax) {
     ASSERT_NEAR(sum, 1.0, 1e-6);
   }
 }
+
+// The start-up check of moe-ep (kernels/KernelSelfCheck.hpp) passes where the
+// kernels above pass; on a miscomputing Kokkos build both fail.
+TEST_F(Kernels, SelfCheckPassesOnThisBuild) { EXPECT_EQ(kernel_self_check(), ""); }
