@@ -58,4 +58,38 @@ WorkSplit split_work(const Plan& plan, const SlotOrderMap& order) {
   return s;
 }
 
+namespace {
+int64_t sum(const std::vector<int64_t>& v) {
+  int64_t n = 0;
+  for (int64_t x : v) n += x;
+  return n;
+}
+}  // namespace
+
+int64_t NodeTraffic::token_intra() const { return sum(token_send_intra); }
+int64_t NodeTraffic::token_inter() const { return sum(token_send_inter); }
+int64_t NodeTraffic::weight_intra() const { return sum(weight_send_intra); }
+int64_t NodeTraffic::weight_inter() const { return sum(weight_send_inter); }
+
+NodeTraffic node_traffic(const WorkSplit& split, const std::vector<WeightTransfer>& transfers, int ranks_per_node,
+                         int64_t row_bytes, int64_t expert_bytes) {
+  const int P = split.num_ranks;
+  const auto zeros = std::vector<int64_t>(static_cast<size_t>(P), 0);
+  NodeTraffic t{zeros, zeros, zeros, zeros, zeros, zeros, zeros, zeros};
+  for (int q = 0; q < P; ++q)
+    for (int d = 0; d < P; ++d) {
+      const int64_t bytes = split.rows(q, d) * row_bytes;
+      if (q == d || bytes == 0) continue;
+      const bool same = node_of(q, ranks_per_node) == node_of(d, ranks_per_node);
+      (same ? t.token_send_intra : t.token_send_inter)[static_cast<size_t>(q)] += bytes;
+      (same ? t.token_recv_intra : t.token_recv_inter)[static_cast<size_t>(d)] += bytes;
+    }
+  for (const WeightTransfer& w : transfers) {
+    const bool same = node_of(w.src, ranks_per_node) == node_of(w.dst, ranks_per_node);
+    (same ? t.weight_send_intra : t.weight_send_inter)[static_cast<size_t>(w.src)] += expert_bytes;
+    (same ? t.weight_recv_intra : t.weight_recv_inter)[static_cast<size_t>(w.dst)] += expert_bytes;
+  }
+  return t;
+}
+
 }  // namespace moe

@@ -46,6 +46,31 @@ struct WorkSplit {
   int64_t kept_rows(int src) const;
 };
 
+/// Node of `rank` when every node holds `ranks_per_node` consecutive ranks
+/// (the launchers' default block placement); <= 0 means one node for all.
+inline int node_of(int rank, int ranks_per_node) { return ranks_per_node > 0 ? rank / ranks_per_node : 0; }
+
+/// Per-rank bytes of one layer-step under a plan, split by whether the peer
+/// rank is on the same node. Token rows count once per direction of the
+/// dispatch (the combine moves the same rows back: same bytes, peers swapped);
+/// rows a rank computes itself are not traffic. Weights: the plan's transfers
+/// (per-step moves; EPLB's resident replicas are placed at re-placements and
+/// not counted here).
+struct NodeTraffic {
+  std::vector<int64_t> token_send_intra, token_send_inter;  // per rank: dispatch rows sent x row bytes
+  std::vector<int64_t> token_recv_intra, token_recv_inter;  // per rank: dispatch rows received x row bytes
+  std::vector<int64_t> weight_send_intra, weight_send_inter;
+  std::vector<int64_t> weight_recv_intra, weight_recv_inter;
+  /// Totals over ranks (each byte once: as sent).
+  int64_t token_intra() const;
+  int64_t token_inter() const;
+  int64_t weight_intra() const;
+  int64_t weight_inter() const;
+};
+
+NodeTraffic node_traffic(const WorkSplit& split, const std::vector<WeightTransfer>& transfers, int ranks_per_node,
+                         int64_t row_bytes, int64_t expert_bytes);
+
 /// The split of `plan` over the ranks; `order` numbers each expert's slots as
 /// the plan does (SlotOrderMap(loads) for position-ordered plans).
 WorkSplit split_work(const Plan& plan, const SlotOrderMap& order);
