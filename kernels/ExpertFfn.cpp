@@ -57,21 +57,19 @@ MOE_HOST_CLONES void activate_rows_host(const float* gu, int64_t ld_gu, const fl
   }
 }
 
-template <bool GptOss, bool Bias>
-void activate_device(const ConstUnmanagedMatrix& gu, const float* b_gu, float limit, float alpha,
+// One team per row, the row's columns over the team's threads (coalesced).
+// The arithmetic is swiglu_element's (tested against the host rows).
+void activate_device(const ConstUnmanagedMatrix& gu, const float* b_gu, const ActivationParams& p,
                      const UnmanagedMatrix& act) {
   const int64_t n = static_cast<int64_t>(act.extent(0));
   const int64_t H = static_cast<int64_t>(act.extent(1));
   using Team = Kokkos::TeamPolicy<ExecSpace>::member_type;
-  // One team per row, the row's columns over the team's threads (coalesced).
   Kokkos::parallel_for(
       "moe::swiglu", Kokkos::TeamPolicy<ExecSpace>(static_cast<int>(n), Kokkos::AUTO), KOKKOS_LAMBDA(const Team& team) {
         const int64_t i = team.league_rank();
-        const float* g_row = &gu(i, 0);
-        float* a_row = &act(i, 0);
-        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, H), [&](const int64_t j) {
-          activate_row<GptOss, Bias>(g_row + j, g_row + H + j, Bias ? b_gu + j : nullptr, a_row + j, 1, limit, alpha);
-        });
+        const float* gu_row = &gu(i, 0);
+        Kokkos::parallel_for(Kokkos::TeamThreadRange(team, H),
+                             [&](const int64_t j) { act(i, j) = swiglu_element(gu_row, b_gu, j, H, p); });
       });
 }
 }  // namespace
@@ -96,16 +94,8 @@ void swiglu_activation(const ConstUnmanagedMatrix& gu, const float* b_gu, const 
                            const int64_t rows = n - first < kRows ? n - first : kRows;
                            activate_rows_host(g + first * ld, ld, b_gu, a + first * H, rows, H, gpt_oss, limit, alpha);
                          });
-  } else if (p.gpt_oss) {
-    if (b_gu)
-      activate_device<true, true>(gu, b_gu, p.limit, p.alpha, act);
-    else
-      activate_device<true, false>(gu, b_gu, p.limit, p.alpha, act);
   } else {
-    if (b_gu)
-      activate_device<false, true>(gu, b_gu, p.limit, p.alpha, act);
-    else
-      activate_device<false, false>(gu, b_gu, p.limit, p.alpha, act);
+    activate_device(gu, b_gu, p, act);
   }
 }
 

@@ -8,6 +8,7 @@
 // count, so the workspaces are bounded by the tile, not by the block.
 
 #include "kernels/KernelTypes.hpp"
+#include "kernels/KokkosMath.hpp"
 
 namespace moe {
 
@@ -23,6 +24,31 @@ struct ActivationParams {
   float limit = 7.0f;
   float alpha = 1.702f;
 };
+
+/// The activation of one element: gate g, up u (biases already added).
+KOKKOS_INLINE_FUNCTION float activate_gate_up(float g, float u, const ActivationParams& p) {
+  if (p.gpt_oss) {
+    // gpt-oss: clamp, then glu = g * sigmoid(alpha * g), out = (u + 1) * glu.
+    g = g > p.limit ? p.limit : g;
+    u = u > p.limit ? p.limit : (u < -p.limit ? -p.limit : u);
+    return (u + 1.0f) * (g * kmath::sigmoid(p.alpha * g));
+  }
+  return g * kmath::sigmoid(g) * u;
+}
+
+/// Element j of one activation row as the device kernel computes it: gate
+/// column j and up column H + j of the row `gu_row` (2H floats), plus their
+/// biases b_gu[j] and b_gu[H + j] when b_gu is given. Host-callable, so that
+/// the device kernel's indexing is tested on machines without a GPU.
+KOKKOS_INLINE_FUNCTION float swiglu_element(const float* gu_row, const float* b_gu, int64_t j, int64_t H,
+                                            const ActivationParams& p) {
+  float g = gu_row[j], u = gu_row[H + j];
+  if (b_gu) {
+    g += b_gu[j];
+    u += b_gu[H + j];
+  }
+  return activate_gate_up(g, u, p);
+}
 
 /// gu (n x 2H) -> act (n x H), adding b_gu first when given.
 void swiglu_activation(const ConstUnmanagedMatrix& gu, const float* b_gu, const ActivationParams& p,

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <numeric>
 #include <random>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -213,3 +214,36 @@ TEST_F(Kernels, TopKAndChosenSoftmax) {
 // The start-up check of moe-ep (kernels/KernelSelfCheck.hpp) passes where the
 // kernels above pass; on a miscomputing Kokkos build both fail.
 TEST_F(Kernels, SelfCheckPassesOnThisBuild) { EXPECT_EQ(kernel_self_check(), ""); }
+
+// The device activation's element formula, on the host (no Kokkos needed):
+// gate column j, up column H + j and their biases b_gu[j], b_gu[H + j],
+// against double loops. The first GPU run found the device kernel reading
+// the up bias at b_gu[j + 1] (a per-element call reused the row loop with
+// H = 1); the host rows were right, so only a test of this formula catches it
+// where there is no GPU.
+TEST(SwigluElement, MatchesLoopsWithAndWithoutBiases) {
+  std::mt19937 rng(9);
+  const int64_t H = 19;
+  std::uniform_real_distribution<float> u(-9.0f, 9.0f);  // beyond the clamp
+  std::vector<float> row(2 * H), bias(2 * H);
+  for (auto& x : row) x = u(rng);
+  for (auto& x : bias) x = 0.1f * u(rng);
+  for (const bool gpt_oss : {false, true})
+    for (const bool with_bias : {false, true}) {
+      const ActivationParams p{gpt_oss, 7.0f, 1.702f};
+      for (int64_t j = 0; j < H; ++j) {
+        double g = row[j] + (with_bias ? bias[j] : 0.0), up = row[H + j] + (with_bias ? bias[H + j] : 0.0);
+        double ref;
+        if (gpt_oss) {
+          g = std::min(g, 7.0);
+          up = std::clamp(up, -7.0, 7.0);
+          ref = (up + 1.0) * g / (1.0 + std::exp(-1.702 * g));
+        } else {
+          ref = g / (1.0 + std::exp(-g)) * up;
+        }
+        const float got = swiglu_element(row.data(), with_bias ? bias.data() : nullptr, j, H, p);
+        ASSERT_NEAR(got, ref, 1e-5 * (1.0 + std::abs(ref)))
+            << "gpt_oss " << gpt_oss << " bias " << with_bias << " j " << j;
+      }
+    }
+}
