@@ -216,6 +216,71 @@ Plan least_loaded_assignment(const std::vector<int64_t>& loads, int P, const Lle
   return plan;
 }
 
+/// llep-topo's layout of a split expert's slots (NodePreference): which slot
+/// positions each rank computes, its number of slots as LLA decided. Slots
+/// are numbered rank by rank in origin order, so rank q's slots of e are the
+/// block [off_q, off_q + n_q). Per-thread buffers, indexed by rank.
+struct Layout {
+  std::vector<int64_t> excess;     // per computing rank: slots still to place
+  std::vector<int64_t> gap_start;  // per origin rank: first slot of its block not yet placed
+  std::vector<int64_t> gap_len;    // per origin rank: slots of its block not yet placed
+  std::vector<SlotRange> out;
+
+  /// Places the excess of ranks [r0, r1) on the unplaced slots of origins
+  /// [q0, q1), both in rank order.
+  void fill(int q0, int q1, int r0, int r1) {
+    int q = q0, r = r0;
+    while (true) {
+      while (q < q1 && gap_len[q] == 0) ++q;
+      while (r < r1 && excess[r] == 0) ++r;
+      if (q >= q1 || r >= r1) return;
+      const int64_t n = std::min(gap_len[q], excess[r]);
+      out.push_back({r, gap_start[q], gap_start[q] + n});
+      gap_start[q] += n;
+      gap_len[q] -= n;
+      excess[r] -= n;
+    }
+  }
+};
+
+/// Every split expert's ranges re-laid, each rank keeping its number of
+/// slots: first each rank computes as many of its own slots as it can, then
+/// the rest of each node's slots go to the node's ranks with slots left (both
+/// in rank order), and only what remains crosses nodes (slot order, rank
+/// order). That puts the most slots possible on their own rank and then on
+/// their own node, for these counts per rank.
+void lay_out_by_origin(Plan& plan, const LoadMatrix& loads, int ranks_per_node) {
+  thread_local Layout l;
+  const int P = plan.num_ranks, Q = loads.num_ranks;  // Q: origin ranks (1 for global loads)
+  for (int e = 0; e < plan.num_experts; ++e) {
+    SlotRangeList& ranges = plan.assignments[e];
+    if (ranges.size() < 2) continue;
+    l.excess.assign(P, 0);
+    for (const SlotRange& r : ranges) l.excess[r.rank] += r.size();
+    l.gap_start.assign(Q, 0);
+    l.gap_len.assign(Q, 0);
+    l.out.clear();
+    int64_t off = 0;
+    for (int q = 0; q < Q; ++q) {
+      const int64_t n = loads.at(q, e);
+      const int64_t own = q < P ? std::min(l.excess[q], n) : 0;
+      if (own > 0) l.out.push_back({q, off, off + own});
+      if (q < P) l.excess[q] -= own;
+      l.gap_start[q] = off + own;
+      l.gap_len[q] = n - own;
+      off += n;
+    }
+    for (int lo = 0; lo < P; lo += ranks_per_node) {
+      const int hi = std::min(P, lo + ranks_per_node);
+      l.fill(std::min(lo, Q), std::min(hi, Q), lo, hi);
+    }
+    l.fill(0, Q, 0, P);
+    std::sort(l.out.begin(), l.out.end(), [](const SlotRange& a, const SlotRange& b) { return a.start < b.start; });
+    ranges.clear();
+    for (const SlotRange& r : l.out) append_range(ranges, r.rank, r.start, r.end);
+  }
+}
+
 }  // namespace
 
 Plan least_loaded_plan(const LoadMatrix& loads, int num_ranks, const LlepParams& params, const std::string& name,
@@ -234,7 +299,11 @@ Plan least_loaded_plan(const LoadMatrix& loads, int num_ranks, const LlepParams&
   for (int r = 0; r < P; ++r)
     for (int i = 0; i < M; ++i) s.key[r] += expert_loads[static_cast<size_t>(r) * M + i];
   if (imbalance(s.key) < params.lambda) return ep_plan(expert_loads, P, name);
-  if (pref) return least_loaded_assignment(expert_loads, P, params, name, s, SameNodeHelper{*pref});
+  if (pref) {
+    Plan plan = least_loaded_assignment(expert_loads, P, params, name, s, SameNodeHelper{*pref});
+    if (node_of(P - 1, pref->ranks_per_node) > 0) lay_out_by_origin(plan, loads, pref->ranks_per_node);
+    return plan;
+  }
   return least_loaded_assignment(expert_loads, P, params, name, s, LeastLoadedHelper{});
 }
 

@@ -134,4 +134,45 @@ inline NaiveLlep naive_llep(const std::vector<int64_t>& loads, int P, const Poli
   return out;
 }
 
+/// llep-topo's layout of split experts, slot by slot as docs/policies.md words
+/// it: slot positions in order, each with its origin rank (the origins'
+/// blocks in rank order); each computing rank keeps its number of slots. Pass
+/// 1: a slot goes to its origin rank while that rank has slots to compute;
+/// pass 2: a slot left goes to the first rank on its origin's node with slots
+/// left; pass 3: to the first rank with slots left. `origins`: per-rank counts.
+inline void naive_lay_out(Plan& plan, const LoadMatrix& origins, int ranks_per_node) {
+  const int P = plan.num_ranks;
+  const auto node = [&](int r) { return r / ranks_per_node; };
+  for (int e = 0; e < plan.num_experts; ++e) {
+    auto& ranges = plan.assignments[e];
+    if (ranges.size() < 2) continue;
+    std::vector<int64_t> left(P, 0);
+    for (const auto& r : ranges) left[r.rank] += r.size();
+    std::vector<int> origin, owner;
+    for (int q = 0; q < origins.num_ranks; ++q)
+      for (int64_t i = 0; i < origins.at(q, e); ++i) origin.push_back(q);
+    owner.assign(origin.size(), -1);
+    for (int pass = 1; pass <= 3; ++pass)
+      for (size_t i = 0; i < origin.size(); ++i) {
+        if (owner[i] >= 0) continue;
+        for (int r = 0; r < P; ++r) {
+          const bool allowed = pass == 1 ? r == origin[i] : pass == 2 ? node(r) == node(origin[i]) : true;
+          if (allowed && left[r] > 0) {
+            owner[i] = r;
+            --left[r];
+            break;
+          }
+        }
+      }
+    ranges.clear();
+    for (size_t i = 0; i < owner.size(); ++i) {
+      const auto p = static_cast<int64_t>(i);
+      if (!ranges.empty() && ranges.back().rank == owner[i])
+        ranges.back().end = p + 1;
+      else
+        ranges.push_back({owner[i], p, p + 1});
+    }
+  }
+}
+
 }  // namespace moe::test

@@ -1,7 +1,8 @@
 // llep-topo: hand-worked plans (which helper it picks with and without the
-// tolerance; derivations in the comments), the naive statement of its rule in
-// NaiveLla.hpp on thousands of random loads, LLEP's properties, and plain
-// LLEP's plan wherever there is no second rank on a node.
+// tolerance, and where it lays out a split expert's slots; derivations in the
+// comments), the naive statement of its rules in NaiveLla.hpp on thousands of
+// random loads, LLEP's properties, LLEP's plan with one node, and a layout
+// that never crosses nodes more than LLEP's where the helpers are the same.
 #include <random>
 #include <set>
 
@@ -41,6 +42,39 @@ Plan renamed(Plan plan, const std::string& name) {
 int inter_node_transfers(const Plan& plan, int ranks_per_node) {
   int n = 0;
   for (const auto& t : plan.transfers) n += node_of(t.src, ranks_per_node) != node_of(t.dst, ranks_per_node);
+  return n;
+}
+
+/// A random split of each expert's load over the P origin ranks.
+LoadMatrix random_split(const std::vector<int64_t>& loads, int P, std::mt19937_64& rng) {
+  const int N = static_cast<int>(loads.size());
+  LoadMatrix m(P, N);
+  for (int e = 0; e < N; ++e) {
+    int64_t left = loads[e];
+    for (int r = 0; r + 1 < P && left > 0; ++r) {
+      const int64_t part = static_cast<int64_t>(rng() % static_cast<uint64_t>(left / 2 + 1));
+      m.at(r, e) = part;
+      left -= part;
+    }
+    m.at(P - 1, e) += left;
+  }
+  return m;
+}
+
+/// Slots computed on another node than the one they come from (each origin
+/// rank's slots of e are its block of e's slot order).
+int64_t inter_node_slots(const Plan& plan, const LoadMatrix& origins, int ranks_per_node) {
+  int64_t n = 0;
+  for (int e = 0; e < plan.num_experts; ++e) {
+    int64_t off = 0;
+    for (int q = 0; q < origins.num_ranks; ++q) {
+      const int64_t lo = off, hi = off + origins.at(q, e);
+      off = hi;
+      for (const auto& r : plan.assignments[e])
+        if (node_of(r.rank, ranks_per_node) != node_of(q, ranks_per_node))
+          n += std::max<int64_t>(0, std::min(hi, r.end) - std::max(lo, r.start));
+    }
+  }
   return n;
 }
 
@@ -122,72 +156,148 @@ TEST(LlepTopoPolicy, FallsBackToLlepWhenTheSameNodeRankCannotTakeAChunk) {
   EXPECT_EQ(m1.transfers, (Transfers{{0, 0, 1}, {0, 0, 2}}));
 }
 
+// The layout of a split expert. Same loads and parameters as above (nodes of
+// 2, tol 0.2: rank 0 computes 12 slots of expert 0, rank 1 2), with expert
+// 0's 14 slots coming from ranks 0..3 as 4, 2, 4, 4: its slot order is r0's
+// [0, 4), r1's [4, 6), r2's [6, 10), r3's [10, 14). Pass 1, own slots: r0
+// [0, 4), r1 [4, 6) (all it computes). Pass 2, node 0's slots left: none
+// (node 1's ranks compute nothing of e0). Pass 3: r0's 8 left take [6, 14).
+// LLEP's plan computes [0, 12) on r0 and [12, 14) on r2: the ranges follow
+// LLA's order, whatever the origins.
+TEST(LlepTopoPolicy, LaysOutASplitExpertNearItsSlotsOrigins) {
+  LoadMatrix origins(4, 4);
+  origins.at(0, 0) = 4;
+  origins.at(1, 0) = 2;
+  origins.at(2, 0) = 4;
+  origins.at(3, 0) = 4;
+  origins.at(1, 1) = 9;
+  origins.at(2, 2) = 8;
+  origins.at(3, 3) = 9;
+  const Plan plan = make_policy("llep-topo", topo(1.2, 1, 1.3, 2, 0.2))->plan(origins, 4);
+  EXPECT_EQ(plan.assignments[0], (Ranges{{0, 0, 4}, {1, 4, 6}, {0, 6, 14}}));
+  EXPECT_EQ(plan.transfers, (Transfers{{0, 0, 1}}));
+  EXPECT_EQ(plan.rank_loads(), (std::vector<int64_t>{12, 11, 8, 9}));
+  const Plan llep = make_policy("llep", topo(1.2, 1, 1.3, 2, 0.2))->plan(origins, 4);
+  EXPECT_EQ(llep.assignments[0], (Ranges{{0, 0, 12}, {2, 12, 14}}));
+}
+
 // Below lambda the plan is EP's, named llep-topo.
 TEST(LlepTopoPolicy, BelowLambdaIsTheEpPlan) {
   const std::vector<int64_t> loads = {8, 4, 4, 4};
   EXPECT_EQ(plan_of("llep-topo", loads, 2, topo(1.0, 1, 1.3, 1, 0.5)), ep_plan(loads, 2, "llep-topo"));
 }
 
-// Random loads (P 1..64, N up to 512), random nodes and tolerances: the plan is
-// the naive statement's, valid, drops nothing, is the same from per-rank
-// counts, keeps LLEP's capacity bound (only a forced remainder, the last range
-// of a foreign expert, takes a rank past m_alpha) and is LLEP's whenever a
-// node holds one rank or all of them.
+// Random loads (P 1..64, N up to 512), each split over the ranks at random,
+// random nodes and tolerances: the plan is the naive statement's (helper
+// rule, and slot by slot the layout, where the slots are few enough to walk),
+// valid, drops nothing, keeps LLEP's capacity bound (only a forced remainder,
+// the last range of a foreign expert, takes a rank past m_alpha), and its
+// slot counts per rank and transfers do not depend on the split. With one
+// node it is LLEP's plan; with one rank per node its counts and transfers
+// are LLEP's and its inter-node token slots never more than LLEP's.
 TEST(LlepTopoPolicy, MatchesTheNaiveRuleAndLlepsPropertiesOnRandomLoads) {
   std::mt19937_64 rng(20261204);
   const std::vector<double> alphas = {0.5, 0.75, 1.0, 1.3, 2.0};
   const std::vector<int64_t> chunks = {1, 7, 64, 1024};
   const std::vector<double> lambdas = {1.0, 1.3, 2.0};
   const std::vector<double> tolerances = {0.0, 0.05, 0.1, 0.3, 1.0, 10.0};
-  int differs_from_llep = 0, lla_runs = 0;
+  int differs_from_llep = 0, lla_runs = 0, walked = 0, laid_out_differently = 0;
   std::set<int> nodes_seen;
   for (int i = 0; i < moe_test::random_cases(4000); ++i) {
     const test::LoadCase c = test::random_load_case(rng);
     const int P = c.P, N = static_cast<int>(c.loads.size());
     const int rpn = static_cast<int>(rng() % static_cast<uint64_t>(P + 2));  // 0 (one node) .. P + 1
-    const PolicyParams params = topo(alphas[rng() % alphas.size()], chunks[rng() % chunks.size()],
-                                     lambdas[rng() % lambdas.size()], rpn, tolerances[rng() % tolerances.size()]);
+    const double tol = tolerances[rng() % tolerances.size()];
+    const PolicyParams params =
+        topo(alphas[rng() % alphas.size()], chunks[rng() % chunks.size()], lambdas[rng() % lambdas.size()], rpn, tol);
     SCOPED_TRACE(testing::Message() << "case " << i << ": P = " << P << ", N = " << N << ", ranks-per-node " << rpn
-                                    << ", tol " << params.number("node-tolerance") << ", alpha "
-                                    << params.number("alpha") << ", m " << params.integer("min-chunk") << ", lambda "
-                                    << params.number("lambda"));
+                                    << ", tol " << tol << ", alpha " << params.number("alpha") << ", m "
+                                    << params.integer("min-chunk") << ", lambda " << params.number("lambda"));
+    const LoadMatrix origins = random_split(c.loads, P, rng);
     const auto policy = make_policy("llep-topo", params);
-    const Plan plan = policy->plan(LoadMatrix::from_expert_loads(c.loads), P);
-    const test::NaiveLlep ref =
-        test::naive_llep(c.loads, P, params, {rpn, params.number("node-tolerance")}, "llep-topo");
-    ASSERT_EQ(plan, ref.plan);
+    const Plan plan = policy->plan(origins, P);
     ASSERT_EQ(validate_plan(plan, c.loads), "");
     EXPECT_EQ(plan.total_dropped(), 0);
+    EXPECT_EQ(policy->plan(origins, P), plan);  // deterministic
 
-    // Per-rank counts: any split of the loads over the ranks, the same plan.
-    LoadMatrix per_rank(P, N);
-    for (int e = 0; e < N; ++e) per_rank.at(static_cast<int>(rng() % static_cast<uint64_t>(P)), e) = c.loads[e];
-    EXPECT_EQ(policy->plan(per_rank, P), plan);
+    const bool several_nodes = node_of(P - 1, rpn) > 0;
+    test::NaiveLlep ref = test::naive_llep(c.loads, P, params, {rpn, tol}, "llep-topo");
+    const Plan unlaid = ref.plan;
+    int64_t total = 0;
+    for (int64_t l : c.loads) total += l;
+    if (total <= 20000) {
+      if (several_nodes) test::naive_lay_out(ref.plan, origins, rpn);
+      ASSERT_EQ(plan, ref.plan);
+      ++walked;
+    }
+    EXPECT_EQ(plan.rank_loads(), unlaid.rank_loads());
+    EXPECT_EQ(plan.transfers, unlaid.transfers);
+    const Plan from_sums = policy->plan(LoadMatrix::from_expert_loads(c.loads), P);
+    EXPECT_EQ(from_sums.rank_loads(), plan.rank_loads());
+    EXPECT_EQ(from_sums.transfers, plan.transfers);
+    laid_out_differently += renamed(plan, "llep") != renamed(unlaid, "llep");
 
-    const Plan llep = make_policy("llep", params)->plan(LoadMatrix::from_expert_loads(c.loads), P);
-    if (rpn == 0 || rpn == 1 || rpn >= P) {
+    const Plan llep = make_policy("llep", params)->plan(origins, P);
+    if (!several_nodes) {
       EXPECT_EQ(renamed(plan, "llep"), llep);
+    }
+    if (rpn == 1) {  // no rank shares a node: LLEP's helpers, a layout that crosses no more
+      EXPECT_EQ(plan.rank_loads(), llep.rank_loads());
+      EXPECT_EQ(plan.transfers, llep.transfers);
+      EXPECT_LE(inter_node_slots(plan, origins, 1), inter_node_slots(llep, origins, 1));
     }
     differs_from_llep += renamed(plan, "llep") != llep;
     if (!ref.ran_lla || P == 1) continue;  // with P = 1 everything stays native, past m_alpha too
     ++lla_runs;
-    if (rpn > 1 && rpn < P) nodes_seen.insert((P + rpn - 1) / rpn);
+    if (several_nodes) nodes_seen.insert((P + rpn - 1) / rpn);
 
     const std::vector<int64_t> rank_loads = plan.rank_loads();
     for (int r = 0; r < P; ++r) {
       if (rank_loads[r] <= ref.m_alpha) continue;
       EXPECT_TRUE(ref.forced[r]) << "rank " << r << " past m_alpha without a forced remainder";
-      bool ends_a_foreign_expert = false;
-      for (int e = 0; e < N; ++e)
-        if (!plan.assignments[e].empty() && plan.assignments[e].back().rank == r && native_rank(e, N, P) != r)
-          ends_a_foreign_expert = true;
-      EXPECT_TRUE(ends_a_foreign_expert) << "rank " << r;
     }
   }
-  // The rule must actually change plans, on many node counts.
-  EXPECT_GT(differs_from_llep, moe_test::random_cases(200));
+  // The rules must actually change plans, on many node counts, and the naive
+  // walk must cover many cases.
+  EXPECT_GT(differs_from_llep, moe_test::random_cases(400));
+  EXPECT_GT(laid_out_differently, moe_test::random_cases(200));
   EXPECT_GT(lla_runs, moe_test::random_cases(1000));
+  EXPECT_GT(walked, moe_test::random_cases(1000));
   EXPECT_GT(nodes_seen.size(), 10u);
+}
+
+// Where the helpers are LLEP's (the same slot counts per rank), llep-topo's
+// layout puts the most slots possible on their own node: never more
+// inter-node token slots than LLEP's layout. Random loads split at random over
+// the ranks, nodes of 2 to 8, tolerance 0 (so helpers differ from LLEP's
+// only when a rank on the native's node ties the least-loaded one).
+TEST(LlepTopoPolicy, LayoutCrossesNodesNoMoreThanLlepsWithTheSameHelpers) {
+  std::mt19937_64 rng(141);
+  int same_helpers = 0, fewer = 0;
+  for (int i = 0; i < moe_test::random_cases(2000); ++i) {
+    const test::LoadCase c = test::random_load_case(rng);
+    const int P = c.P;
+    const int rpn = 2 + static_cast<int>(rng() % 7);
+    const PolicyParams params = topo(1.0, 1 + static_cast<int64_t>(rng() % 64), 1.3, rpn, 0.0);
+    const LoadMatrix origins = random_split(c.loads, P, rng);
+    const Plan plan = make_policy("llep-topo", params)->plan(origins, P);
+    const Plan llep = make_policy("llep", params)->plan(origins, P);
+    if (plan.transfers != llep.transfers || plan.rank_loads() != llep.rank_loads()) continue;
+    bool same_counts = true;  // per expert and rank
+    for (int e = 0; e < plan.num_experts && same_counts; ++e) {
+      std::vector<int64_t> a(static_cast<size_t>(P), 0), b(static_cast<size_t>(P), 0);
+      for (const auto& r : plan.assignments[e]) a[r.rank] += r.size();
+      for (const auto& r : llep.assignments[e]) b[r.rank] += r.size();
+      same_counts = a == b;
+    }
+    if (!same_counts) continue;
+    ++same_helpers;
+    const int64_t topo_inter = inter_node_slots(plan, origins, rpn), llep_inter = inter_node_slots(llep, origins, rpn);
+    EXPECT_LE(topo_inter, llep_inter) << "case " << i << ": P = " << P << ", ranks-per-node " << rpn;
+    fewer += topo_inter < llep_inter;
+  }
+  EXPECT_GT(same_helpers, moe_test::random_cases(1000));
+  EXPECT_GT(fewer, moe_test::random_cases(100));
 }
 
 // Under a memory budget llep-topo offers LLEP's alternatives (other alphas),
