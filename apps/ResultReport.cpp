@@ -1,5 +1,6 @@
 #include "apps/ResultReport.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
@@ -18,6 +19,18 @@ nlohmann::json optional_json(const std::optional<T>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
 }
 bool non_finite(const std::optional<double>& v) { return v && !std::isfinite(*v); }
+
+// The nodes the inter-node bytes were counted with (resolve_ranks_per_node).
+std::string nodes_text(const RunConfig& cfg, const ComparisonResult& res) {
+  const int rpn = cfg.layer.ranks_per_node;
+  if (rpn > 0) {
+    const int nodes = (res.num_ranks + rpn - 1) / rpn;
+    return "nodes: " + std::to_string(nodes) + " of " + std::to_string(rpn) + " consecutive rank(s) (--ranks-per-node)";
+  }
+  int nodes = 1;
+  for (int n : res.node_of_rank) nodes = std::max(nodes, n + 1);
+  return "nodes: the communicator's, " + std::to_string(nodes) + " node(s) (set --ranks-per-node to model others)";
+}
 }  // namespace
 
 nlohmann::json error_json(const std::optional<double>& err, int executed_steps) {
@@ -44,9 +57,9 @@ void print_table(const RunConfig& cfg, const ComparisonResult& res, std::FILE* o
                res.num_ranks, s.preset.c_str(), s.num_experts, s.hidden, s.ffn, s.top_k,
                activation_name(s.activation).c_str(), static_cast<long long>(cfg.tokens_on(0)),
                cfg.scenario.text.c_str(), static_cast<unsigned long long>(cfg.seed), cfg.steps, cfg.layers);
-  std::fprintf(out, "# %-9s %6s %11s %11s %10s %8s %11s %11s %9s %9s %12s %9s %9s %12s\n", "policy", "status",
-               "makespan_s", "mean_busy_s", "max/mean", "speedup", "tokens_MiB", "weights_MiB", "moved_MiB", "peak_MiB",
-               "resident_MiB", "dropped", "dropped_%", "max_rel_err");
+  std::fprintf(out, "# %-9s %6s %11s %11s %10s %8s %11s %11s %13s %11s %9s %9s %12s %9s %9s %12s\n", "policy", "status",
+               "makespan_s", "mean_busy_s", "max/mean", "speedup", "tokens_MiB", "weights_MiB", "inter_tok_MiB",
+               "inter_w_MiB", "moved_MiB", "peak_MiB", "resident_MiB", "dropped", "dropped_%", "max_rel_err");
   for (const auto& p : res.policies) {
     int64_t peak = 0;
     for (int64_t b : p.rank_peak_bytes) peak = std::max(peak, b);
@@ -59,10 +72,11 @@ void print_table(const RunConfig& cfg, const ComparisonResult& res, std::FILE* o
       std::fprintf(out, "  %-9s %6s %s\n", p.name.c_str(), p.status.c_str(), p.status_detail.c_str());
       continue;
     }
-    std::fprintf(out, "  %-9s %6s %11.4f %11.4f %10.2f %8s %11.2f %11.2f %9.2f %9.2f %12.2f %9lld %9.2f %12s\n",
-                 p.name.c_str(), p.status.c_str(), p.makespan_s, p.mean_busy_s(), p.slot_imbalance(), speed,
-                 mib(p.token_bytes), mib(p.weight_bytes), mib(p.placement_bytes), mib(peak),
-                 mib(p.max_resident_bytes()), static_cast<long long>(p.dropped_slots), p.dropped_percent(), err);
+    std::fprintf(
+        out, "  %-9s %6s %11.4f %11.4f %10.2f %8s %11.2f %11.2f %13.2f %11.2f %9.2f %9.2f %12.2f %9lld %9.2f %12s\n",
+        p.name.c_str(), p.status.c_str(), p.makespan_s, p.mean_busy_s(), p.slot_imbalance(), speed, mib(p.token_bytes),
+        mib(p.weight_bytes), mib(p.token_bytes_inter_node), mib(p.weight_bytes_inter_node), mib(p.placement_bytes),
+        mib(peak), mib(p.max_resident_bytes()), static_cast<long long>(p.dropped_slots), p.dropped_percent(), err);
   }
   std::fprintf(out,
                "# makespan = sum over layer-steps of the busiest rank's busy (CPU) time; max/mean = rank slots per "
@@ -70,6 +84,8 @@ void print_table(const RunConfig& cfg, const ComparisonResult& res, std::FILE* o
   std::fprintf(out,
                "# weights_MiB: all expert weights sent; moved_MiB: the part that placed resident replicas "
                "(re-placements); resident_MiB: replicas held on the fullest rank\n");
+  std::fprintf(out, "# inter_tok_MiB, inter_w_MiB: the part of tokens_MiB and weights_MiB sent to another node; %s\n",
+               nodes_text(cfg, res).c_str());
   std::fprintf(out, "# max_rel_err: exact policies vs the reference; dropping policies vs the full reference\n");
   for (const auto& p : res.policies)
     if (non_finite(p.max_rel_err) || non_finite(p.max_rel_err_full))

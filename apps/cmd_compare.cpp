@@ -177,7 +177,11 @@ int run_compare(const CompareOptions& o) {
   } catch (const std::invalid_argument& e) {
     throw InputError(e.what());
   }
-  const RunConfig cfg = to_run_config(o, comm->size());
+  const RunConfig cfg = [&] {
+    RunConfig c = to_run_config(o, comm->size());
+    resolve_ranks_per_node(c, *comm);  // before the timeline and JSON record it
+    return c;
+  }();
   const MemoryLimit machine = machine_memory_limit(*comm);
   check_run_sizes(cfg, comm->size(), cfg.mem_budget_mib > 0.0 ? budget_limit(cfg) : machine, machine);
   check_outputs(o, cfg, *comm);

@@ -15,6 +15,7 @@
 #include "apps/Commands.hpp"
 #include "apps/SizeChecks.hpp"
 #include "runtime/common/Errors.hpp"
+#include "runtime/layer/WorkSplit.hpp"
 #include "runtime/workload/Scenario.hpp"
 
 namespace moe::app {
@@ -173,6 +174,35 @@ void print_summary(const PlanOptions& o, const Plan& plan, const std::vector<int
   if (!plan.replicas.empty()) print_replicas(plan, expert_loads);
 }
 
+double bytes_to_mib(int64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+// Bytes between ranks on one node and between nodes (nodes of --ranks-per-node
+// consecutive ranks, 0: one node), counted as `compare` counts them: tokens
+// dispatch + combine, weights the plan's transfers. Token rows need the
+// per-rank loads of a scenario; from --loads only the transfers are known.
+void print_node_traffic(const PlanOptions& o, const Plan& plan, const LoadMatrix& loads) {
+  const int rpn = static_cast<int>(o.params.integer("ranks-per-node"));
+  const int P = plan.num_ranks;
+  const int nodes = rpn > 0 ? (P + rpn - 1) / rpn : 1;
+  std::printf("nodes: %d (--ranks-per-node %d%s)\n", nodes, rpn, rpn > 0 ? "" : ": one node");
+  if (o.loads_given()) {
+    size_t inter = 0;
+    for (const auto& t : plan.transfers) inter += node_of(t.src, rpn) != node_of(t.dst, rpn) ? 1 : 0;
+    std::printf("weight transfers between nodes: %zu of %zu (bytes: give a scenario instead of --loads)\n", inter,
+                plan.transfers.size());
+    return;
+  }
+  const ModelShape shape = o.model.resolve();
+  const WorkSplit split = split_work(plan, SlotOrderMap(loads));
+  const NodeTraffic t =
+      node_traffic(split, plan.transfers, rpn, int64_t{shape.hidden} * static_cast<int64_t>(sizeof(float)),
+                   shape.expert_weight_bytes());
+  std::printf("token MiB (dispatch + combine): %.2f intra-node, %.2f inter-node\n", bytes_to_mib(2 * t.token_intra()),
+              bytes_to_mib(2 * t.token_inter()));
+  std::printf("weight MiB: %.2f intra-node, %.2f inter-node\n", bytes_to_mib(t.weight_intra()),
+              bytes_to_mib(t.weight_inter()));
+}
+
 int run_plan(const PlanOptions& o) {
   if (auto why = validate_policy_params(o.params); !why.empty()) throw InputError(why);
   std::unique_ptr<PlacementPolicy> policy;
@@ -188,8 +218,10 @@ int run_plan(const PlanOptions& o) {
   const std::vector<int64_t> before = ep_plan(expert_loads, o.ranks, kBaselinePolicy).rank_loads();
   if (o.json)
     std::printf("%s\n", plan_json(plan, imbalance(before)).dump().c_str());
-  else
+  else {
     print_summary(o, plan, expert_loads, before);
+    print_node_traffic(o, plan, loads);
+  }
   return 0;
 }
 

@@ -153,6 +153,12 @@ inline std::ostream& operator<<(std::ostream& os, const SlotRangeList& l) {
 /// Native rank of expert e under standard EP: e / (N / P).
 inline int native_rank(int expert, int num_experts, int num_ranks) { return expert / (num_experts / num_ranks); }
 
+/// Node of `rank` when every node holds `ranks_per_node` consecutive ranks
+/// (the launchers' default block placement; the last node may hold fewer);
+/// <= 0 means one node for all. What llep-topo plans with and what the
+/// runtime's intra/inter-node byte counts (runtime/layer/WorkSplit.hpp) use.
+inline int node_of(int rank, int ranks_per_node) { return ranks_per_node > 0 ? rank / ranks_per_node : 0; }
+
 /// max/mean of a vector of rank loads (1.0 when all are zero).
 double imbalance(const std::vector<int64_t>& rank_loads);
 

@@ -1,6 +1,7 @@
 // The one place policies are registered: adding a policy is its file
 // (policies/<Name>Policy.cpp, defining make_<id>_policy and <id>_param_specs;
 // CMake picks it up) and its id in MOE_POLICIES (docs/extending.md).
+#include <algorithm>
 #include <sstream>
 #include <stdexcept>
 #include <utility>
@@ -8,7 +9,8 @@
 #include "policies/Policy.hpp"
 
 // Every policy, in the order --help, the tables and `moe-ep plan` list them.
-#define MOE_POLICIES(X) X(ep) X(capacity) X(llep) X(eplb)
+// A policy's name is its id with '-' for '_' (llep_topo is `llep-topo`).
+#define MOE_POLICIES(X) X(ep) X(capacity) X(llep) X(llep_topo) X(eplb)
 
 namespace moe {
 
@@ -26,8 +28,13 @@ const std::vector<ParamSpec>& no_params() {
   return kNone;
 }
 
+std::string name_of_id(std::string id) {
+  std::replace(id.begin(), id.end(), '_', '-');
+  return id;
+}
+
 const std::vector<Entry>& registry() {
-#define MOE_REGISTER_POLICY(id) {#id, make_##id##_policy, id##_param_specs},
+#define MOE_REGISTER_POLICY(id) {name_of_id(#id), make_##id##_policy, id##_param_specs},
   static const std::vector<Entry> kRegistry = {MOE_POLICIES(MOE_REGISTER_POLICY)};
 #undef MOE_REGISTER_POLICY
   return kRegistry;

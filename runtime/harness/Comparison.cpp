@@ -65,6 +65,16 @@ std::string validate_run_config(const RunConfig& c, int num_ranks) {
   return {};
 }
 
+void resolve_ranks_per_node(RunConfig& c, Communicator& comm) {
+  const int64_t given = c.params.integer("ranks-per-node");
+  if (given > 0) {
+    c.layer.ranks_per_node = static_cast<int>(given);
+    return;
+  }
+  c.params.set("ranks-per-node", comm.ranks_on_node(0));  // collective: every rank asks
+  c.layer.ranks_per_node = 0;
+}
+
 namespace {
 
 std::vector<double> to_doubles_host(const Matrix& m) {

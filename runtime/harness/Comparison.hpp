@@ -44,6 +44,16 @@ struct RunConfig {
 /// Checks a run config for `num_ranks` ranks: "" or a one-line reason naming the flag.
 std::string validate_run_config(const RunConfig& config, int num_ranks);
 
+/// The nodes of a run on `comm` (--ranks-per-node). A value the user gave
+/// (> 0) is what the run models: llep-topo plans with nodes of that many
+/// consecutive ranks and the layers count intra/inter-node bytes with the same
+/// nodes (config.layer.ranks_per_node), e.g. 2 nodes faked on one machine.
+/// Left at 0, it becomes the size of the communicator's first node (MPI's
+/// shared-memory split; with nodes of unequal size, the first one's) for
+/// llep-topo, and the bytes are counted with the communicator's own nodes.
+/// Collective (the first node_of_rank() is).
+void resolve_ranks_per_node(RunConfig& config, Communicator& comm);
+
 struct PolicyResult {
   std::string name;
   bool exact = true;

@@ -13,6 +13,11 @@ struct LayerOptions {
   /// this many rows, so the gate/up and activation workspaces are bounded by
   /// the tile, not by the largest block. 0: the measured default for the shape.
   int64_t ffn_tile_rows = 0;
+  /// Nodes the step's intra/inter-node bytes are counted with (the
+  /// StepRecord's *_inter_node): > 0, blocks of this many consecutive ranks
+  /// (--ranks-per-node, e.g. to model 2 nodes on one machine); 0, the
+  /// communicator's nodes (MPI's shared-memory split).
+  int ranks_per_node = 0;
 
   int64_t tile_rows(const ModelShape& s) const {
     return ffn_tile_rows > 0 ? ffn_tile_rows : default_ffn_tile_rows(s.hidden, s.ffn);

@@ -41,8 +41,11 @@ MoeLayer::MoeLayer(const ModelShape& shape, int layer, uint64_t seed, ExpertIdSo
       router_(shape, layer, seed, std::move(source), tracker),
       experts_(shape, layer, seed, comm.rank(), comm.size(), tracker, workspaces.imported_experts),
       act_(activation_params(shape)),
-      node_of_rank_(comm.node_of_rank()),
-      ws_(workspaces) {}
+      node_of_rank_(options.ranks_per_node > 0 ? std::vector<int>{} : comm.node_of_rank()),
+      ws_(workspaces) {
+  if (options.ranks_per_node > 0)
+    for (int r = 0; r < comm.size(); ++r) node_of_rank_.push_back(node_of(r, options.ranks_per_node));
+}
 
 MoeLayer::~MoeLayer() = default;
 

@@ -46,9 +46,8 @@ struct WorkSplit {
   int64_t kept_rows(int src) const;
 };
 
-/// Node of `rank` when every node holds `ranks_per_node` consecutive ranks
-/// (the launchers' default block placement); <= 0 means one node for all.
-inline int node_of(int rank, int ranks_per_node) { return ranks_per_node > 0 ? rank / ranks_per_node : 0; }
+// node_of(rank, ranks_per_node), the node of a rank when nodes are blocks of
+// consecutive ranks, is in policies/Plan.hpp (llep-topo plans with it).
 
 /// Per-rank bytes of one layer-step under a plan, split by whether the peer
 /// rank is on the same node. Token rows count once per direction of the

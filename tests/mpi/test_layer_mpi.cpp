@@ -12,6 +12,7 @@
 #include "comm/CommFactory.hpp"
 #include "runtime/layer/MemoryModel.hpp"
 #include "runtime/layer/MoeLayer.hpp"
+#include "runtime/layer/WorkSplit.hpp"
 #include "runtime/workload/RoutingSources.hpp"
 #include "runtime/workload/Tokens.hpp"
 
@@ -79,6 +80,44 @@ TEST(MoeLayerMpi, PeakMatchesTheMemoryModelUnderCapacity) { run_and_check("capac
 // Issue 16: with a tile smaller than every block, the measured peak still
 // equals the model, whose workspace term is now tile-bounded.
 TEST(MoeLayerMpi, PeakMatchesTheMemoryModelWithSmallTiles) { run_and_check("ep", "95:1", 1, 16); }
+
+// Issue 14: with nodes of 2 ranks (--ranks-per-node 2, faked on one machine)
+// the bytes the layer counts as inter-node are what node_traffic derives from
+// the plan: tokens sent and received (dispatch; the combine returns them) and
+// weights sent to another node; llep-topo plans with the same nodes.
+TEST(MoeLayerMpi, InterNodeBytesAreThePlansNodeTraffic) {
+  LayerSetup s;
+  const int me = s.comm.rank();
+  PolicyParams params;
+  params.set("min-chunk", 16);
+  params.set("ranks-per-node", 2);
+  auto policy = make_policy("llep-topo", params);
+  LayerWorkspaces workspaces(s.tracker, s.shape);
+  LayerOptions options;
+  options.ranks_per_node = 2;
+  MoeLayer layer(s.shape, 0, 3, scenario_source(ScenarioSpec::parse("95:1"), s.shape, 0.0), s.comm, s.tracker,
+                 workspaces, options);
+  int64_t offset = 0;
+  for (int r = 0; r < me; ++r) offset += 300 + 50 * r;
+  TrackedMatrix x(s.tracker, "x", s.shape.tokens, s.shape.hidden),
+      out(s.tracker, "out", s.shape.tokens, s.shape.hidden);
+  generate_tokens(s.shape, 3, 0, 0, offset, x.view());
+  StepTrace trace;
+  const StepRecord rec = layer.forward(x.view(), RoutingKey{3, 0, 0, offset}, *policy, out.view(), &trace);
+  ASSERT_TRUE(trace.executed);
+  const int64_t row_bytes = s.shape.hidden * static_cast<int64_t>(sizeof(float));
+  const NodeTraffic t = node_traffic(split_work(trace.plan, SlotOrderMap(trace.loads)), trace.plan.transfers, 2,
+                                     row_bytes, s.shape.expert_weight_bytes());
+  const auto m = static_cast<size_t>(me);
+  EXPECT_EQ(rec.bytes_tokens_sent_inter_node, t.token_send_inter[m] + t.token_recv_inter[m]) << "rank " << me;
+  EXPECT_EQ(rec.bytes_tokens_sent,
+            t.token_send_intra[m] + t.token_send_inter[m] + t.token_recv_intra[m] + t.token_recv_inter[m]);
+  EXPECT_EQ(rec.bytes_weights_sent_inter_node, t.weight_send_inter[m]) << "rank " << me;
+  EXPECT_EQ(rec.bytes_weights_sent, t.weight_send_intra[m] + t.weight_send_inter[m]);
+  if (s.comm.size() > 2) {  // the hot expert's rank 0 spills to the other node too
+    EXPECT_GT(s.comm.allreduce_sum(rec.bytes_weights_sent_inter_node), 0);
+  }
+}
 
 TEST(MoeLayerMpi, BudgetStopsThePlanOnEveryRank) {
   LayerSetup s;

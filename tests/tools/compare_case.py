@@ -9,7 +9,9 @@ usage: compare_case.py --mpiexec MPIEXEC --ranks P --bin MOE_EP [--seeds 1,2]
 EXPR is POLICY.FIELD OP NUMBER or POLICY.status==TEXT, with FIELD one of the
 policy fields of the JSON (max_rel_err, max_rel_err_full, dropped_slots,
 slot_imbalance, speedup_vs_ep, ...) or the derived `busy_imbalance` (max/mean
-of rank_busy_s) and `rank_slots_total`; OP is one of <=, >=, <, >, ==.
+of rank_busy_s) and `rank_slots_total`; or config.FIELD OP VALUE for a field
+of the JSON's config (e.g. config.ranks_per_node==2); OP is one of <=, >=, <,
+>, ==.
 """
 import argparse
 import json
@@ -38,10 +40,13 @@ def check(result, expr):
     if not m:
         raise SystemExit(f"bad expectation '{expr}'")
     name, fname, op, want = m.groups()
-    pol = next((p for p in result["policies"] if p["name"] == name), None)
-    if pol is None:
-        return f"{expr}: policy {name} not in the result"
-    got = field(pol, fname)
+    if name == "config":
+        got = result["config"].get(fname)
+    else:
+        pol = next((p for p in result["policies"] if p["name"] == name), None)
+        if pol is None:
+            return f"{expr}: policy {name} not in the result"
+        got = field(pol, fname)
     if got is None:
         return f"{expr}: {fname} is null"
     want_v = want if isinstance(got, str) else float(want)
