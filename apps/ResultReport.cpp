@@ -49,12 +49,12 @@ std::string fastest_trusted(const ComparisonResult& res) {
   return best ? best->name : std::string();
 }
 
-void print_table(const RunConfig& cfg, const ComparisonResult& res, std::FILE* out) {
+void print_table(const RunConfig& cfg, const ComparisonResult& res, std::FILE* out, const char* command) {
   const ModelShape& s = cfg.shape;
   std::fprintf(out,
-               "# moe-ep compare: %d ranks, preset %s (N=%d D=%d H=%d K=%d, %s), %lld tokens/rank, scenario %s, "
+               "# moe-ep %s: %d ranks, preset %s (N=%d D=%d H=%d K=%d, %s), %lld tokens/rank, scenario %s, "
                "seed %llu, %d step(s) x %d layer(s)\n",
-               res.num_ranks, s.preset.c_str(), s.num_experts, s.hidden, s.ffn, s.top_k,
+               command, res.num_ranks, s.preset.c_str(), s.num_experts, s.hidden, s.ffn, s.top_k,
                activation_name(s.activation).c_str(), static_cast<long long>(cfg.tokens_on(0)),
                cfg.scenario.text.c_str(), static_cast<unsigned long long>(cfg.seed), cfg.steps, cfg.layers);
   std::fprintf(out, "# %-9s %6s %11s %11s %10s %8s %11s %11s %13s %11s %9s %9s %12s %9s %9s %12s\n", "policy", "status",

@@ -10,7 +10,8 @@
 namespace moe::app {
 
 /// Prints the table with a header line describing the run and a verdict line.
-void print_table(const RunConfig& cfg, const ComparisonResult& result, std::FILE* out);
+/// `command` names the subcommand in the header line ("compare", "simulate").
+void print_table(const RunConfig& cfg, const ComparisonResult& result, std::FILE* out, const char* command = "compare");
 
 /// {"config": {...}, "policies": [...]} as documented in docs/compare.md.
 nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& result);

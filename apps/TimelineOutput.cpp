@@ -16,10 +16,8 @@
 
 namespace moe::app {
 
-namespace {
-
-TimelineHeader make_header(const RunConfig& cfg, int num_ranks, std::vector<std::string> hostnames,
-                           const std::vector<int>& node_of_rank, int ranks_per_node) {
+TimelineHeader timeline_header(const RunConfig& cfg, int num_ranks, std::vector<std::string> hostnames,
+                               const std::vector<int>& node_of_rank, int ranks_per_node) {
   TimelineHeader h;
   h.policies = cfg.policies;
   h.num_ranks = num_ranks;
@@ -51,8 +49,6 @@ TimelineHeader make_header(const RunConfig& cfg, int num_ranks, std::vector<std:
   return h;
 }
 
-}  // namespace
-
 TimelineOutput::TimelineOutput(const std::string& path, const RunConfig& cfg, StopOnError& comm) : comm_(&comm) {
   std::vector<std::string> hosts = gather_hostnames(comm);
   const std::vector<int>& nodes = comm.node_of_rank();
@@ -62,7 +58,7 @@ TimelineOutput::TimelineOutput(const std::string& path, const RunConfig& cfg, St
   if (comm.rank() == 0) {
     try {
       writer_ =
-          std::make_unique<TimelineWriter>(path, make_header(cfg, comm.size(), std::move(hosts), nodes, per_node));
+          std::make_unique<TimelineWriter>(path, timeline_header(cfg, comm.size(), std::move(hosts), nodes, per_node));
     } catch (const std::exception& e) {
       error = e.what();
     }

@@ -7,14 +7,17 @@
 
 #include "comm/Communicator.hpp"
 #include "runtime/harness/Comparison.hpp"
-
-namespace moe {
-class TimelineWriter;
-}
+#include "runtime/io/TimelineWriter.hpp"
 
 namespace moe::app {
 
 class StopOnError;
+
+/// The timeline's root attributes for a run of `cfg` on `num_ranks` ranks:
+/// the config as compare's JSON writes it, field by field too. Shared by
+/// compare and simulate.
+TimelineHeader timeline_header(const RunConfig& cfg, int num_ranks, std::vector<std::string> hostnames,
+                               const std::vector<int>& node_of_rank, int ranks_per_node);
 
 class TimelineOutput {
  public:

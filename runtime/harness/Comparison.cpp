@@ -75,6 +75,58 @@ void resolve_ranks_per_node(RunConfig& c, Communicator& comm) {
   c.layer.ranks_per_node = 0;
 }
 
+PolicyResult empty_policy_result(const std::string& name, bool exact, int num_ranks) {
+  PolicyResult r;
+  r.name = name;
+  r.exact = exact;
+  r.rank_slots.assign(static_cast<size_t>(num_ranks), 0);
+  r.rank_busy_s.assign(static_cast<size_t>(num_ranks), 0.0);
+  r.rank_peak_bytes.assign(static_cast<size_t>(num_ranks), 0);
+  r.rank_totals.assign(static_cast<size_t>(num_ranks), StepRecord{});
+  return r;
+}
+
+void accumulate_step(PolicyResult& pr, const std::vector<StepRecord>& per_rank, int64_t expert_bytes) {
+  const size_t P = per_rank.size();
+  double max_busy = 0.0, max_wall = 0.0;
+  std::vector<int64_t> step_slots(P);
+  for (size_t r = 0; r < P; ++r) {
+    const StepRecord& s = per_rank[r];
+    step_slots[r] = s.slots_computed();
+    pr.rank_slots[r] += s.slots_computed();
+    pr.rank_busy_s[r] += s.busy_s();
+    pr.rank_peak_bytes[r] = std::max(pr.rank_peak_bytes[r], s.peak_bytes);
+    // Every summed or maxed metric of the schema, field by field.
+    for (const auto& m : step_metrics()) {
+      if (!m.stored || m.aggregate == MetricAggregate::None) continue;
+      const double a = m.value(pr.rank_totals[r]), b = m.value(s);
+      m.set(pr.rank_totals[r], m.index, m.aggregate == MetricAggregate::Max ? std::max(a, b) : a + b);
+    }
+    pr.token_bytes += s.bytes_tokens_sent;
+    pr.weight_bytes += s.bytes_weights_sent;
+    pr.placement_bytes += s.experts_placed * expert_bytes;
+    pr.token_bytes_inter_node += s.bytes_tokens_sent_inter_node;
+    pr.weight_bytes_inter_node += s.bytes_weights_sent_inter_node;
+    pr.dropped_slots += s.slots_dropped;
+    pr.routed_slots += s.slots_routed;
+    max_busy = std::max(max_busy, s.busy_s());
+    max_wall = std::max(max_wall, s.times.wall_total());
+  }
+  pr.imbalance_sum += imbalance(step_slots);
+  ++pr.executed_steps;
+  pr.makespan_s += max_busy;
+  pr.wall_s += max_wall;
+}
+
+void set_speedups(ComparisonResult& result) {
+  const PolicyResult* ep = nullptr;  // the baseline of the speedups
+  for (const auto& p : result.policies)
+    if (p.name == kBaselinePolicy) ep = &p;
+  for (auto& p : result.policies)
+    if (ep && ep->status == "ok" && p.status == "ok" && p.makespan_s > 0.0)
+      p.speedup_vs_ep = ep->makespan_s / p.makespan_s;
+}
+
 namespace {
 
 std::vector<double> to_doubles_host(const Matrix& m) {
@@ -111,15 +163,6 @@ class Progress {
   int last_decile_ = -1;
   double t0_;
 };
-
-// Combines one rank's step record into its running totals, field by field.
-void accumulate_record(const StepRecord& step, StepRecord& total) {
-  for (const auto& m : step_metrics()) {
-    if (!m.stored || m.aggregate == MetricAggregate::None) continue;
-    const double a = m.value(total), b = m.value(step);
-    m.set(total, m.index, m.aggregate == MetricAggregate::Max ? std::max(a, b) : a + b);
-  }
-}
 
 // One side-by-side run: the policies, the layers and the buffers they share,
 // and the results they accumulate. Reads as its stages: make the inputs of a
@@ -164,12 +207,7 @@ class ComparisonRun {
   }
 
   ComparisonResult finish() {
-    const PolicyResult* ep = nullptr;  // the baseline of the speedups
-    for (const auto& p : result_.policies)
-      if (p.name == kBaselinePolicy) ep = &p;
-    for (auto& p : result_.policies)
-      if (ep && ep->status == "ok" && p.status == "ok" && p.makespan_s > 0.0)
-        p.speedup_vs_ep = ep->makespan_s / p.makespan_s;
+    set_speedups(result_);
     return std::move(result_);
   }
 
@@ -180,16 +218,7 @@ class ComparisonRun {
     result_.node_of_rank = comm_.node_of_rank();
     for (int n : result_.node_of_rank)
       result_.ranks_per_node = std::max(result_.ranks_per_node, comm_.ranks_on_node(n));
-    for (const auto& p : policies_) {
-      PolicyResult r;
-      r.name = p->name();
-      r.exact = p->exact();
-      r.rank_slots.assign(P_, 0);
-      r.rank_busy_s.assign(P_, 0.0);
-      r.rank_peak_bytes.assign(P_, 0);
-      r.rank_totals.assign(P_, StepRecord{});
-      result_.policies.push_back(std::move(r));
-    }
+    for (const auto& p : policies_) result_.policies.push_back(empty_policy_result(p->name(), p->exact(), P_));
   }
 
   // The inputs every policy sees at (step, layer): tokens, and for --check all
@@ -219,7 +248,7 @@ class ComparisonRun {
     }
     rec.times.rebase_starts(epoch_);
     const std::vector<StepRecord> per_rank = gather_records(rec);
-    accumulate(pr, per_rank);
+    accumulate_step(pr, per_rank, cfg_.shape.expert_weight_bytes());
     if (cfg_.check) check(pr, layer, trace);
     if (observer_ && me_ == 0) observer_(pr.name, step, layer, per_rank, trace.loads);
   }
@@ -234,32 +263,6 @@ class ComparisonRun {
     for (int r = 0; r < P_; ++r)
       per_rank.push_back(unpack_record(std::span<const double>(gathered).subspan(static_cast<size_t>(r) * n, n)));
     return per_rank;
-  }
-
-  void accumulate(PolicyResult& pr, const std::vector<StepRecord>& per_rank) {
-    double max_busy = 0.0, max_wall = 0.0;
-    std::vector<int64_t> step_slots(P_);
-    for (int r = 0; r < P_; ++r) {
-      const StepRecord& s = per_rank[r];
-      step_slots[r] = s.slots_computed();
-      pr.rank_slots[r] += s.slots_computed();
-      pr.rank_busy_s[r] += s.busy_s();
-      pr.rank_peak_bytes[r] = std::max(pr.rank_peak_bytes[r], s.peak_bytes);
-      accumulate_record(s, pr.rank_totals[r]);
-      pr.token_bytes += s.bytes_tokens_sent;
-      pr.weight_bytes += s.bytes_weights_sent;
-      pr.placement_bytes += s.experts_placed * cfg_.shape.expert_weight_bytes();
-      pr.token_bytes_inter_node += s.bytes_tokens_sent_inter_node;
-      pr.weight_bytes_inter_node += s.bytes_weights_sent_inter_node;
-      pr.dropped_slots += s.slots_dropped;
-      pr.routed_slots += s.slots_routed;
-      max_busy = std::max(max_busy, s.busy_s());
-      max_wall = std::max(max_wall, s.times.wall_total());
-    }
-    pr.imbalance_sum += imbalance(step_slots);
-    ++pr.executed_steps;
-    pr.makespan_s += max_busy;
-    pr.wall_s += max_wall;
   }
 
   // Gathers routing, keep flags and outputs; rank 0 compares with the

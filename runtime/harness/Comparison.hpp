@@ -103,6 +103,17 @@ struct ComparisonResult {
   std::string fastest_exact() const;
 };
 
+/// A policy's result before its first layer-step, sized for `num_ranks` ranks.
+PolicyResult empty_policy_result(const std::string& name, bool exact, int num_ranks);
+/// Adds one layer-step's per-rank records to a policy's totals: slots, busy
+/// time, every metric of the schema by its aggregate, bytes, and the step's
+/// makespan (max busy) and wall time (max over ranks of the phases' wall
+/// time). `expert_bytes`: bytes of one expert's weights (placement_bytes).
+/// What `compare` and `simulate` both report.
+void accumulate_step(PolicyResult& result, const std::vector<StepRecord>& per_rank, int64_t expert_bytes);
+/// speedup_vs_ep of every policy that ran: EP makespan / its makespan.
+void set_speedups(ComparisonResult& result);
+
 /// Called on rank 0 after each (step, layer, policy) with every rank's record.
 using StepObserver = std::function<void(const std::string& policy, int step, int layer,
                                         const std::vector<StepRecord>& per_rank, const LoadMatrix& loads)>;

@@ -10,6 +10,13 @@ namespace moe {
 
 std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, const ModelShape& s, int num_layers,
                                      int64_t ffn_tile_rows, const std::vector<int64_t>& resident_elsewhere) {
+  return plan_peak_bytes(plan, loads, split_work(plan, SlotOrderMap(loads)), s, num_layers, ffn_tile_rows,
+                         resident_elsewhere);
+}
+
+std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, const WorkSplit& split,
+                                     const ModelShape& s, int num_layers, int64_t ffn_tile_rows,
+                                     const std::vector<int64_t>& resident_elsewhere) {
   const int P = plan.num_ranks, N = plan.num_experts;
   const int64_t D = s.hidden, H = s.ffn, f = static_cast<int64_t>(sizeof(float));
   const int64_t weights = int64_t{num_layers} * ((N / P) * s.expert_weight_bytes() + D * N * f);
@@ -17,7 +24,6 @@ std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, 
   // bypass them: ExchangeLayout). Gate-ordered plans: which of a rank's slots
   // are kept and where they go depends on every rank's gates, so the buffers
   // are bounded by all its slots and all the rows it computes.
-  const WorkSplit split = split_work(plan, SlotOrderMap(loads));
   std::vector<int64_t> peak(static_cast<size_t>(P));
   for (int r = 0; r < P; ++r) {
     int64_t slots = 0;

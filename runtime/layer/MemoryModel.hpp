@@ -27,6 +27,12 @@ namespace moe {
 /// tests/mpi/test_layer_mpi.cpp).
 std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, const ModelShape& shape, int num_layers,
                                      int64_t ffn_tile_rows = 0, const std::vector<int64_t>& resident_elsewhere = {});
+/// The same from the plan's work split (split_work(plan, SlotOrderMap(loads))),
+/// for a caller that has it already.
+struct WorkSplit;
+std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, const WorkSplit& split,
+                                     const ModelShape& shape, int num_layers, int64_t ffn_tile_rows = 0,
+                                     const std::vector<int64_t>& resident_elsewhere = {});
 
 struct BudgetVerdict {
   bool fits = true;

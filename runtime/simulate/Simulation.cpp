@@ -1,0 +1,216 @@
+#include "runtime/simulate/Simulation.hpp"
+
+#include <algorithm>
+#include <memory>
+#include <stdexcept>
+
+#include "runtime/layer/MemoryModel.hpp"
+#include "runtime/layer/ResidentLedger.hpp"
+#include "runtime/simulate/SimLoads.hpp"
+
+namespace moe {
+
+std::string validate_simulation_config(const SimulationConfig& c) {
+  if (c.ranks < 1) return "--ranks must be >= 1 (got " + std::to_string(c.ranks) + ")";
+  if (c.ranks_per_node < 0) return "--ranks-per-node must be >= 1 (got " + std::to_string(c.ranks_per_node) + ")";
+  const std::string dtype = c.effective_dtype();
+  if (dtype != "bf16" && dtype != "fp32") return "--dtype must be bf16 or fp32 (got '" + dtype + "')";
+  if (!c.machine.peak_flops.count(dtype))
+    return "--dtype " + dtype + ": machine '" + c.machine.name + "' has no peak_flops." + dtype +
+           " (its default_dtype is " + c.machine.default_dtype + ")";
+  if (c.run.check) return "--check: simulate computes nothing to check";
+  if (c.run.mem_budget_mib > 0.0) return "--mem-budget: simulate does not model memory budgets";
+  return validate_run_config(c.run, c.ranks);
+}
+
+namespace {
+int64_t max2(int64_t a, int64_t b) { return std::max(a, b); }
+}  // namespace
+
+std::vector<StepRecord> simulate_layer_step(const CostModel& cost, const LoadMatrix& loads, const WorkSplit& split,
+                                            const NodeTraffic& tr, double t0) {
+  const int P = split.num_ranks, N = loads.num_experts;
+  const int64_t row = cost.row_bytes();
+  std::vector<StepRecord> rec(static_cast<size_t>(P));
+  std::vector<double> route(P), plan_end(P), arrive(P), a2a(P), weights_end(P), compute(P), compute_end(P);
+  for (int r = 0; r < P; ++r) {
+    StepRecord& s = rec[static_cast<size_t>(r)];
+    int64_t routed = 0;
+    for (int e = 0; e < N; ++e) routed += loads.at(r, e);
+    s.slots_routed = routed;
+    s.slots_dropped = routed - split.kept_rows(r);
+    for (const RankBlock& b : split.work[static_cast<size_t>(r)].blocks)
+      (b.imported ? s.slots_foreign : s.slots_native) += b.slots;
+    s.experts_imported = split.imported[static_cast<size_t>(r)];
+    const size_t i = static_cast<size_t>(r);
+    const int64_t send = tr.token_send_intra[i] + tr.token_send_inter[i];
+    const int64_t recv = tr.token_recv_intra[i] + tr.token_recv_inter[i];
+    s.bytes_tokens_sent = s.bytes_tokens_recv = send + recv;  // dispatch + combine, as count_traffic
+    s.bytes_tokens_sent_inter_node = tr.token_send_inter[i] + tr.token_recv_inter[i];
+    s.bytes_weights_sent = tr.weight_send_intra[i] + tr.weight_send_inter[i];
+    s.bytes_weights_recv = tr.weight_recv_intra[i] + tr.weight_recv_inter[i];
+    s.bytes_weights_sent_inter_node = tr.weight_send_inter[i];
+  }
+  // Route, then the all-gather of the counts: every rank waits for the slowest.
+  double routed_all = 0.0;
+  for (int r = 0; r < P; ++r) {
+    route[r] = cost.route_s(rec[r].slots_routed / cost.top_k());
+    routed_all = std::max(routed_all, route[r]);
+  }
+  const double gathered = routed_all + cost.allgather_s(int64_t{P} * N * static_cast<int64_t>(sizeof(int64_t)));
+  // Plan and lay out (local), permute (local), then the dispatch all-to-all.
+  double arrive_all = 0.0, a2a_all = 0.0;
+  std::vector<double> layout(P), permute(P);
+  for (int r = 0; r < P; ++r) {
+    const size_t i = static_cast<size_t>(r);
+    layout[i] = cost.layout_s(rec[i].slots_routed);
+    plan_end[i] = gathered + layout[i];
+    permute[i] = cost.copy_s(split.kept_rows(r) * row);
+    arrive[i] = plan_end[i] + permute[i];
+    a2a[i] = cost.alltoall_s(max2(tr.token_send_intra[i], tr.token_recv_intra[i]),
+                             max2(tr.token_send_inter[i], tr.token_recv_inter[i]));
+    arrive_all = std::max(arrive_all, arrive[i]);
+    a2a_all = std::max(a2a_all, a2a[i]);
+  }
+  const double dispatch_end = arrive_all + a2a_all;
+  // Weights (posted after planning, sharing the links with the tokens), then compute.
+  double compute_all = 0.0;
+  for (int r = 0; r < P; ++r) {
+    const size_t i = static_cast<size_t>(r);
+    const int64_t w_intra = max2(tr.weight_send_intra[i], tr.weight_recv_intra[i]);
+    const int64_t w_inter = max2(tr.weight_send_inter[i], tr.weight_recv_inter[i]);
+    weights_end[i] = dispatch_end;
+    if (w_intra + w_inter > 0)
+      weights_end[i] = std::max(
+          dispatch_end, plan_end[i] + cost.p2p_s(w_intra + max2(tr.token_send_intra[i], tr.token_recv_intra[i]),
+                                                 w_inter + max2(tr.token_send_inter[i], tr.token_recv_inter[i])));
+    const RankWork& w = split.work[i];
+    const int64_t received = w.slots - split.rows(r, r);
+    double c = cost.copy_s(2 * received * row);  // regroup into expert-major rows and back
+    for (const RankBlock& b : w.blocks) c += cost.block_s(b.slots);
+    compute[i] = c;
+    compute_end[i] = weights_end[i] + c;
+    compute_all = std::max(compute_all, compute_end[i]);
+  }
+  // Combine: the reverse all-to-all, then the gate-weighted sum (local).
+  const double returned = compute_all + a2a_all;
+  for (int r = 0; r < P; ++r) {
+    const size_t i = static_cast<size_t>(r);
+    const double combine_local = cost.copy_s(rec[i].slots_routed * row);
+    PhaseTimes& T = rec[i].times;
+    auto set = [&](Phase p, double start, double wall, double busy) {
+      T.wall_of(p) = wall;
+      T.busy_of(p) = busy;
+      T.mark_start(p, t0 + start);
+    };
+    set(Phase::Route, 0.0, route[i], route[i]);
+    set(Phase::Plan, route[i], plan_end[i] - route[i], layout[i]);
+    set(Phase::Dispatch, plan_end[i], dispatch_end - plan_end[i], permute[i]);
+    set(Phase::Weights, dispatch_end, weights_end[i] - dispatch_end, 0.0);
+    set(Phase::Compute, weights_end[i], compute[i], compute[i]);
+    set(Phase::Combine, compute_end[i], returned - compute_end[i] + combine_local, combine_local);
+  }
+  return rec;
+}
+
+SimulationResult simulate(const SimulationConfig& cfg, const SimObserver& observer) {
+  if (auto why = validate_simulation_config(cfg); !why.empty()) throw std::invalid_argument(why);
+  const RunConfig& run = cfg.run;
+  const int P = cfg.ranks;
+  const int rpn = cfg.effective_ranks_per_node();
+  const std::string dtype = cfg.effective_dtype();
+  const ModelShape& shape = run.shape;
+  const CostModel cost(cfg.machine, shape, dtype, P, rpn);
+  const double scale = static_cast<double>(cost.element_bytes()) / static_cast<double>(sizeof(float));
+
+  std::vector<int64_t> tokens(static_cast<size_t>(P));
+  for (int r = 0; r < P; ++r) tokens[static_cast<size_t>(r)] = run.tokens_on(r);
+  const SimLoads loads_of(run.scenario, shape, run.drift, run.seed, tokens);
+  if (run.scenario.kind == ScenarioSpec::Kind::Trace &&
+      (loads_of.trace_steps() < run.steps || loads_of.trace_layers() < run.layers))
+    throw std::invalid_argument("--scenario " + run.scenario.text + ": the trace holds " +
+                                std::to_string(loads_of.trace_steps()) + " step(s) x " +
+                                std::to_string(loads_of.trace_layers()) + " layer(s); --steps " +
+                                std::to_string(run.steps) + " --layers " + std::to_string(run.layers) +
+                                " need more (tokens are re-sampled to the ranks, steps and layers are not)");
+
+  SimulationResult out;
+  out.dtype = dtype;
+  out.ranks_per_node = rpn;
+  out.compute_source = cost.compute_source();
+  ComparisonResult& res = out.comparison;
+  res.num_ranks = P;
+  res.ranks_per_node = std::min(rpn, P);
+  for (int r = 0; r < P; ++r) {
+    res.node_of_rank.push_back(node_of(r, rpn));
+    res.hostnames.push_back("sim-node" + std::to_string(node_of(r, rpn)));
+  }
+  std::vector<std::unique_ptr<PlacementPolicy>> policies;
+  for (const auto& name : run.policies) {
+    policies.push_back(make_policy(name, run.params));
+    res.policies.push_back(empty_policy_result(policies.back()->name(), policies.back()->exact(), P));
+  }
+  ResidentLedger ledger;
+
+  // One layer-step of one policy, as the layer runs it: plan_step, the
+  // replicas it places, the split, the bytes, the times.
+  auto run_one = [&](PlacementPolicy& policy, int layer, const LoadMatrix& loads, double t0, Plan& plan) {
+    plan = policy.plan_step(StepContext{layer, P}, loads);
+    std::vector<WeightTransfer> transfers = plan.transfers;
+    std::vector<int64_t> placed(static_cast<size_t>(P), 0);
+    if (!plan.resident.empty()) {
+      const ResidentLedger::PerRank& before = ledger.held(plan.policy, layer);
+      for (int r = 0; r < P; ++r)
+        for (int e : plan.resident[static_cast<size_t>(r)]) {
+          const bool had =
+              static_cast<int>(before.size()) > r && std::binary_search(before[r].begin(), before[r].end(), e);
+          if (had) continue;
+          transfers.push_back({e, native_rank(e, shape.num_experts, P), r});
+          ++placed[static_cast<size_t>(r)];
+        }
+      ledger.set(plan.policy, layer, plan.resident);
+    }
+    const WorkSplit split = split_work(plan, SlotOrderMap(loads));
+    const NodeTraffic traffic = node_traffic(split, transfers, rpn, cost.row_bytes(), cost.expert_bytes());
+    std::vector<StepRecord> rec = simulate_layer_step(cost, loads, split, traffic, t0);
+    std::vector<int64_t> elsewhere(static_cast<size_t>(P), 0);
+    if (!plan.resident.empty())
+      for (int r = 0; r < P; ++r) elsewhere[static_cast<size_t>(r)] = ledger.count(plan.policy, r, layer);
+    const std::vector<int64_t> peak =
+        plan_peak_bytes(plan, loads, split, shape, run.layers, run.layer.ffn_tile_rows, elsewhere);
+    for (int r = 0; r < P; ++r) {
+      StepRecord& s = rec[static_cast<size_t>(r)];
+      s.experts_placed = placed[static_cast<size_t>(r)];
+      s.bytes_resident = ledger.count(plan.policy, r) * cost.expert_bytes();
+      s.peak_bytes = static_cast<int64_t>(static_cast<double>(peak[static_cast<size_t>(r)]) * scale);
+    }
+    return rec;
+  };
+
+  // Warm-up as compare runs it: `warmup` rounds of step 0, layer 0 per
+  // policy (a stateful policy sees them), untimed.
+  {
+    const LoadMatrix loads = loads_of.at(0, 0);
+    Plan plan;
+    for (int w = 0; w < run.warmup; ++w)
+      for (auto& p : policies) run_one(*p, 0, loads, 0.0, plan);
+  }
+  double clock = 0.0;  // the run's simulated time line (policies one after another, as compare runs them)
+  for (int step = 0; step < run.steps; ++step)
+    for (int layer = 0; layer < run.layers; ++layer) {
+      const LoadMatrix loads = loads_of.at(step, layer);
+      for (size_t pi = 0; pi < policies.size(); ++pi) {
+        Plan plan;
+        const std::vector<StepRecord> rec = run_one(*policies[pi], layer, loads, clock, plan);
+        accumulate_step(res.policies[pi], rec, cost.expert_bytes());
+        double end = 0.0;
+        for (const auto& s : rec) end = std::max(end, s.times.wall_total());
+        clock += end;
+        if (observer) observer(res.policies[pi].name, step, layer, rec, loads, plan);
+      }
+    }
+  set_speedups(res);
+  return out;
+}
+
+}  // namespace moe
