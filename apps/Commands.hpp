@@ -21,6 +21,7 @@ void add_plan_command(CLI::App& app, std::vector<Command>& commands);           
 void add_trace_command(CLI::App& app, std::vector<Command>& commands);             // cmd_trace.cpp
 void add_emulate_command(CLI::App& app, std::vector<Command>& commands);           // cmd_emulate.cpp
 void add_simulate_command(CLI::App& app, std::vector<Command>& commands);          // cmd_simulate.cpp
+void add_calibrate_command(CLI::App& app, std::vector<Command>& commands);         // cmd_calibrate.cpp
 
 /// Exit code for invalid input (flags, config, trace files).
 inline constexpr int kExitBadInput = 2;

@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   add_emulate_command(app, commands);
   add_plan_command(app, commands);
   add_simulate_command(app, commands);
+  add_calibrate_command(app, commands);
 
   // An unknown command names itself and the valid ones (CLI11 would only say
   // that an argument was not expected).

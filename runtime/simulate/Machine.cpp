@@ -50,7 +50,7 @@ std::string text(const json& j, const std::string& key, const std::string& what,
 
 std::string dtype_of(const json& j, const std::string& key, const std::string& what, const std::string& path,
                      const std::string& fallback) {
-  const std::string d = text(j, key, what, path, fallback);
+  std::string d = text(j, key, what, path, fallback);
   if (d != "bf16" && d != "fp32") bad(what, path + key, "must be bf16 or fp32 (got '" + d + "')");
   return d;
 }

@@ -1,0 +1,243 @@
+#include "runtime/simulate/Calibrate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <vector>
+
+#include "kernels/ExpertFfn.hpp"
+#include "kernels/KernelTypes.hpp"
+#include "kernels/Permute.hpp"
+#include "policies/Policy.hpp"
+#include "runtime/io/TimelineWriter.hpp"
+#include "runtime/layer/DispatchLayout.hpp"
+#include "runtime/layer/ExpertStore.hpp"
+#include "runtime/layer/LayerOptions.hpp"
+#include "runtime/layer/MemoryTracker.hpp"
+#include "runtime/layer/PhaseTimer.hpp"
+#include "runtime/layer/Router.hpp"
+#include "runtime/workload/RoutingSources.hpp"
+#include "runtime/workload/Tokens.hpp"
+
+namespace moe {
+
+namespace {
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0.0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
+}
+
+// Times `body` on every rank at once: one warm-up run, then runs started
+// together (a barrier before each) until rank 0 has timed for min_time and at
+// least 3 runs (every rank makes as many: a body may be collective); the
+// rank's time is its median; the result is the mean over ranks (all ranks
+// get it).
+template <class F>
+double time_together(Communicator& comm, double min_time, F&& body) {
+  body();  // warm-up
+  std::vector<double> runs;
+  double spent = 0.0;
+  for (;;) {
+    comm.barrier();
+    const double t0 = wall_seconds();
+    body();
+    runs.push_back(wall_seconds() - t0);
+    spent += runs.back();
+    const bool more = runs.size() < 3 || (spent < min_time && runs.size() < 1000);
+    if (comm.allreduce_max(comm.rank() == 0 && more ? 1.0 : 0.0) < 0.5) break;
+  }
+  const double mine = median_of(runs);
+  std::vector<double> all(static_cast<size_t>(comm.size()));
+  comm.allgather(std::span<const double>(&mine, 1), all);
+  double sum = 0.0;
+  for (double v : all) sum += v;
+  return sum / static_cast<double>(all.size());
+}
+
+// Latency and bandwidth from a small and a large measurement of the same
+// operation moving `small` and `large` bytes per rank.
+LinkModel fit_link(double t_small, int64_t small, double t_large, int64_t large) {
+  LinkModel l;
+  const double dt = t_large - t_small;
+  l.bandwidth = dt > 0.0 ? static_cast<double>(large - small) / dt : static_cast<double>(large) / t_large;
+  l.latency_s = std::max(0.0, t_small - static_cast<double>(small) / l.bandwidth);
+  return l;
+}
+
+}  // namespace
+
+Machine calibrate(const CalibrateConfig& cfg, Communicator& comm, const CalibrateProgress& progress) {
+  const ModelShape& s = cfg.shape;
+  const int P = comm.size(), me = comm.rank();
+  const int64_t D = s.hidden, H = s.ffn;
+  auto say = [&](const std::string& line) {
+    if (progress && me == 0) progress(line);
+  };
+  ShapeCalibration sc;
+  sc.hidden = s.hidden;
+  sc.ffn = s.ffn;
+  sc.experts = s.num_experts;
+  sc.top_k = s.top_k;
+  sc.activation = s.activation;
+
+  // Expert blocks: the runtime's expert_ffn in its default row tiles.
+  {
+    const ActivationParams act = activation_params(s);
+    const int64_t packed = s.expert_weight_bytes() / static_cast<int64_t>(sizeof(float));
+    Matrix w(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("cal_w")), 1, static_cast<size_t>(packed));
+    generate_expert_packed(s, 0, cfg.seed, 0, w.data());
+    const ExpertWeightsView ew = packed_expert_view(w.data(), s);
+    const int64_t tile = LayerOptions{}.tile_rows(s);
+    double spent = 0.0;
+    for (int64_t rows = 1; rows <= cfg.max_rows; rows *= 2) {
+      const int64_t ws = ffn_workspace_rows(rows, tile);
+      Matrix x(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("cal_x")), static_cast<size_t>(rows),
+               static_cast<size_t>(D));
+      Matrix y(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("cal_y")), static_cast<size_t>(rows),
+               static_cast<size_t>(D));
+      Matrix gu(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("cal_gu")), static_cast<size_t>(ws),
+                static_cast<size_t>(2 * H));
+      Matrix a(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("cal_act")), static_cast<size_t>(ws),
+               static_cast<size_t>(H));
+      generate_tokens(s, cfg.seed, 0, 0, 0, x);
+      const double t0 = wall_seconds();
+      const double t = time_together(comm, cfg.min_time_s, [&] {
+        expert_ffn(x, ew, act, gu, a, y);
+        Kokkos::fence();
+      });
+      spent += wall_seconds() - t0;
+      sc.rows.push_back(rows);
+      sc.seconds.push_back(t);
+      char line[160];
+      std::snprintf(line, sizeof line, "expert block %lld rows: %.3e s (%.2f GFLOP/s per rank)",
+                    static_cast<long long>(rows), t, s.flops_per_slot() * static_cast<double>(rows) / t / 1e9);
+      say(line);
+      // The budget is decided on every rank alike (rank 0's clock).
+      const double go = comm.allreduce_max(me == 0 ? (spent < cfg.budget_s ? 1.0 : 0.0) : 0.0);
+      if (go < 0.5) {
+        say("time budget reached (--budget): the grid stops here; larger blocks scale from the last point");
+        break;
+      }
+    }
+  }
+
+  // Routing (the router's GEMM, the scenario's sampler, the gates) and the
+  // host-side layout of the rank's slots, per token and per slot.
+  MemoryTracker tracker;
+  const int64_t T = std::max<int64_t>(1, s.tokens);
+  Matrix x(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("cal_tokens")), static_cast<size_t>(T),
+           static_cast<size_t>(D));
+  generate_tokens(s, cfg.seed, 0, 0, T * me, x);
+  const Router router(s, 0, cfg.seed, scenario_source(cfg.scenario, s, 0.0), tracker);
+  Routing routing;
+  sc.route_s_per_token = time_together(comm, cfg.min_time_s,
+                                       [&] {
+                                         routing = router.route(x, RoutingKey{cfg.seed, 0, 0, T * me});
+                                         Kokkos::fence();
+                                       }) /
+                         static_cast<double>(T);
+  say("route: " + std::to_string(sc.route_s_per_token * 1e9) + " ns per token");
+  const std::vector<int64_t> tokens(static_cast<size_t>(P), T);
+  const LoadMatrix loads = scenario_load_matrix(cfg.scenario, s, 0.0, cfg.seed, 0, 0, tokens);
+  const Plan plan = make_policy(kBaselinePolicy, PolicyParams{})->plan(loads, P);
+  const int64_t slots = T * s.top_k;
+  sc.layout_s_per_slot = time_together(comm, cfg.min_time_s,
+                                       [&] {
+                                         const SlotOrderMap order(loads);
+                                         const DispatchLayout L =
+                                             build_dispatch_layout(plan, loads, order, me, routing.expert_ids, s.top_k);
+                                         const ExchangeLayout X = exchange_layout(L, me);
+                                         if (X.slot_send_row.size() > static_cast<size_t>(slots))
+                                           throw std::logic_error("layout");
+                                       }) /
+                         static_cast<double>(slots);
+  say("layout: " + std::to_string(sc.layout_s_per_slot * 1e9) + " ns per slot");
+
+  // Row copies: gather_rows of the rank's slots (the permute, the regroup and
+  // the combine all move rows this way).
+  Calibration cal;
+  {
+    IndexVector idx(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("cal_idx")),
+                    static_cast<size_t>(slots));
+    auto h = Kokkos::create_mirror_view(idx);
+    for (int64_t i = 0; i < slots; ++i) h(static_cast<size_t>(i)) = (i * 7919) % T;
+    Kokkos::deep_copy(idx, h);
+    Matrix out(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("cal_rows")), static_cast<size_t>(slots),
+               static_cast<size_t>(D));
+    const double t = time_together(comm, cfg.min_time_s, [&] {
+      gather_rows(x, idx, out);
+      Kokkos::fence();
+    });
+    cal.copy_bandwidth = static_cast<double>(slots * D * static_cast<int64_t>(sizeof(float))) / t;
+    say("row copies: " + std::to_string(cal.copy_bandwidth / 1e9) + " GB/s per rank");
+  }
+
+  // The communicator: all-to-all(v) with equal rows to every other rank, and
+  // point-to-point to the next rank; small and large, for latency and bandwidth.
+  if (P > 1) {
+    const int64_t row = D;  // floats per row
+    const int64_t big_rows = std::max<int64_t>(1, cfg.comm_bytes / (row * 4) / (P - 1));
+    std::vector<float> send(static_cast<size_t>(big_rows * row * P)), recv(send.size());
+    auto a2a = [&](int64_t rows) {
+      std::vector<int64_t> n(static_cast<size_t>(P), rows);
+      n[static_cast<size_t>(me)] = 0;
+      return time_together(comm, cfg.min_time_s, [&] { comm.alltoallv_rows(send.data(), n, recv.data(), n, row); });
+    };
+    const int64_t small_bytes = row * 4 * (P - 1), large_bytes = big_rows * row * 4 * (P - 1);
+    cal.alltoall = fit_link(a2a(1), small_bytes, a2a(big_rows), large_bytes);
+    say("all-to-all: " + std::to_string(cal.alltoall->bandwidth / 1e9) + " GB/s per rank, latency " +
+        std::to_string(cal.alltoall->latency_s * 1e6) + " us");
+    auto p2p = [&](int64_t bytes) {
+      const P2PMessage out{(me + 1) % P, 7, send.data(), nullptr, bytes};
+      const P2PMessage in{(me + P - 1) % P, 7, nullptr, recv.data(), bytes};
+      return time_together(comm, cfg.min_time_s, [&] { comm.exchange({&out, 1}, {&in, 1}); });
+    };
+    const int64_t big = static_cast<int64_t>(send.size()) * 4;
+    cal.p2p = fit_link(p2p(4 * row), 4 * row, p2p(big), big);
+    say("point-to-point: " + std::to_string(cal.p2p->bandwidth / 1e9) + " GB/s per rank, latency " +
+        std::to_string(cal.p2p->latency_s * 1e6) + " us");
+  }
+
+  Machine m;
+  m.name = cfg.name;
+  const std::vector<std::string> hosts = gather_hostnames(comm);
+  const std::vector<int>& nodes = comm.node_of_rank();
+  m.ranks_per_node = comm.ranks_on_node(nodes[static_cast<size_t>(me)]);
+  m.default_dtype = "fp32";
+  const double big_rows = static_cast<double>(sc.rows.back());
+  m.peak_flops["fp32"] = s.flops_per_slot() * big_rows / sc.seconds.back();
+  m.memory_bandwidth = 2.0 * cal.copy_bandwidth;
+  m.launch_overhead_s = 0.0;
+  m.layout_s_per_slot = sc.layout_s_per_slot;
+  m.intra_node = cal.alltoall.value_or(LinkModel{m.memory_bandwidth / 2.0, 1e-6});
+  m.inter_node = m.intra_node;
+  m.description = "calibrated by moe-ep calibrate on " + hosts.front() + " with " + std::to_string(P) + " rank(s)";
+  m.sources = {
+      "calibration: measured by moe-ep calibrate (the runtime's expert_ffn, router, dispatch layout, "
+      "gather_rows and communicator, all ranks at once); peak_flops and memory_bandwidth derived from it; "
+      "inter_node: not measured (one node), set equal to intra_node"};
+  cal.dtype = "fp32";
+  cal.ranks = P;
+  cal.host = hosts.front();
+  cal.date = iso8601_utc_now();
+  cal.shapes.push_back(std::move(sc));
+  m.calibration = std::move(cal);
+  return m;
+}
+
+Machine merge_calibration(const Machine& base, const Machine& add) {
+  if (!base.calibration || !add.calibration || base.calibration->dtype != add.calibration->dtype) return add;
+  Machine m = add;
+  for (const ShapeCalibration& old : base.calibration->shapes) {
+    bool replaced = false;
+    for (const ShapeCalibration& s : add.calibration->shapes)
+      replaced = replaced || (s.hidden == old.hidden && s.ffn == old.ffn && s.experts == old.experts &&
+                              s.top_k == old.top_k && s.activation == old.activation);
+    if (!replaced) m.calibration->shapes.push_back(old);
+  }
+  return m;
+}
+
+}  // namespace moe

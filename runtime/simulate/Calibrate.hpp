@@ -1,0 +1,43 @@
+#pragma once
+// `moe-ep calibrate`: measures this machine's costs with the runtime's own
+// kernels and communicator, on every rank of the job at once (so the figures
+// include what ranks sharing a node cost each other), and returns them as a
+// machine description with a calibration (docs/simulation.md).
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "comm/Communicator.hpp"
+#include "runtime/common/ModelConfig.hpp"
+#include "runtime/simulate/Machine.hpp"
+#include "runtime/workload/Scenario.hpp"
+
+namespace moe {
+
+struct CalibrateConfig {
+  ModelShape shape;              // shape.tokens: tokens per rank for routing and layout timing
+  ScenarioSpec scenario;         // routing whose sampler the route timing includes
+  int64_t max_rows = 65536;      // the expert-block grid: 1, 2, 4, ... up to this
+  double budget_s = 60.0;        // stop growing the grid once the FFN timing took this long
+  double min_time_s = 0.05;      // time each point for at least this long (and >= 3 runs)
+  int64_t comm_bytes = 8 << 20;  // bytes each rank sends per bandwidth measurement
+  uint64_t seed = 1;
+  std::string name;  // the description's name
+};
+
+/// Called on rank 0 with a progress line.
+using CalibrateProgress = std::function<void(const std::string& line)>;
+
+/// Collective over `comm`. The result (the same on every rank) is a machine
+/// description: its calibration holds the measurements, and its roofline
+/// figures are derived from them (peak = the largest block's FLOP rate,
+/// memory bandwidth = twice the row-copy rate, intra_node = the measured
+/// all-to-all, inter_node = the same: one node measures no inter-node link).
+Machine calibrate(const CalibrateConfig& config, Communicator& comm, const CalibrateProgress& progress = {});
+
+/// `base` with the shapes of `add` merged in (same dtype; a shape measured in
+/// both takes `add`'s) and `add`'s links and rates.
+Machine merge_calibration(const Machine& base, const Machine& add);
+
+}  // namespace moe
