@@ -36,7 +36,10 @@ LlepParams llep_params_from(const PolicyParams& p);
 /// the chunk instead of q when key(h) <= (1 + tolerance) * key(q) (in double
 /// precision) and h qualifies as LLEP's rule says (its chunk min(remainder,
 /// m_alpha - key(h)) is > 0 and not a too-small one). Otherwise q, exactly as
-/// in LLEP (a forced remainder included).
+/// in LLEP (a forced remainder included). With more than one node, each split
+/// expert's slots are then laid out by origin (each rank computing as many of
+/// its slots as LLA gave it first from its own, then from its node's; the rest
+/// crosses nodes), which needs the per-rank counts: the plan depends on them.
 struct NodePreference {
   int ranks_per_node = 0;  // nodes: blocks of this many consecutive ranks; <= 0: one node
   double tolerance = 0.0;  // >= 0

@@ -2,7 +2,9 @@
 // the same lambda test, capacity and chunk rules), except that a spilled chunk
 // goes to a rank on the native rank's node when that rank's load is within
 // --node-tolerance of the least-loaded rank's and it can take a chunk
-// (NodePreference states the rule exactly). Nodes are blocks of
+// (NodePreference states the rule exactly), and each split expert's slots
+// are laid out so that ranks compute their own and their node's slots first.
+// Nodes are blocks of
 // --ranks-per-node consecutive ranks; on MPI runs left at 0 it is the size of
 // the communicator's first shared-memory node, elsewhere 0 is one node (and the
 // plan is LLEP's). docs/policies.md, "llep-topo".
