@@ -58,9 +58,10 @@ MOE_HOST_CLONES void activate_rows_host(const float* gu, int64_t ld_gu, const fl
 }
 
 // One team per row, the row's columns over the team's threads (coalesced).
-// The arithmetic is swiglu_element's (tested against the host rows).
-void activate_device(const ConstUnmanagedMatrix& gu, const float* b_gu, const ActivationParams& p,
-                     const UnmanagedMatrix& act) {
+// The arithmetic is swiglu_element's (tested against the host rows). Unused
+// (discarded branch) where views live in host memory.
+[[maybe_unused]] void activate_device(const ConstUnmanagedMatrix& gu, const float* b_gu, const ActivationParams& p,
+                                      const UnmanagedMatrix& act) {
   const int64_t n = static_cast<int64_t>(act.extent(0));
   const int64_t H = static_cast<int64_t>(act.extent(1));
   using Team = Kokkos::TeamPolicy<ExecSpace>::member_type;
