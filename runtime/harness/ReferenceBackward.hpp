@@ -31,8 +31,9 @@
 // The expert ids are inputs (the top-K choice is piecewise constant: no
 // gradient flows through it). A dropped slot (keep flag 0) contributes no
 // output and no expert gradient, but its logit still enters the softmax's
-// denominator, so it still receives a router gradient. Biases are zero for
-// SwiGLU (and so are their gradients, which are still returned).
+// denominator, so it still receives a router gradient. SwiGLU has no biases
+// (they are zero); db_gu and db_d are still returned for it (the gradient a
+// bias would get), and a SwiGLU backward has no use for them.
 
 #include <cstdint>
 #include <span>
