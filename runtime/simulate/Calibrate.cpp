@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
+#include <sys/mman.h>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/ExpertFfn.hpp"
@@ -82,13 +84,24 @@ Machine calibrate(const CalibrateConfig& cfg, Communicator& comm, const Calibrat
   sc.top_k = s.top_k;
   sc.activation = s.activation;
 
-  // Expert blocks: the runtime's expert_ffn in its default row tiles.
+  // Expert blocks: the runtime's expert_ffn in its default row tiles. The
+  // layer runs its N/P experts one after another, so each block reads weights
+  // the previous blocks pushed out of cache: successive runs cycle through as
+  // many distinct experts as a rank holds (at most 256 MiB of weights).
   {
     const ActivationParams act = activation_params(s);
     const int64_t packed = s.expert_weight_bytes() / static_cast<int64_t>(sizeof(float));
-    Matrix w(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("cal_w")), 1, static_cast<size_t>(packed));
-    generate_expert_packed(s, 0, cfg.seed, 0, w.data());
-    const ExpertWeightsView ew = packed_expert_view(w.data(), s);
+    const int64_t held = std::max<int64_t>(1, s.num_experts / std::max(1, P));
+    const int64_t n_w =
+        std::clamp<int64_t>((int64_t{256} << 20) / std::max<int64_t>(1, s.expert_weight_bytes()), 1, held);
+    Matrix w(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("cal_w")), static_cast<size_t>(n_w),
+             static_cast<size_t>(packed));
+    std::vector<ExpertWeightsView> ews;
+    for (int64_t e = 0; e < n_w; ++e) {
+      generate_expert_packed(s, 0, cfg.seed, static_cast<int>(e), &w(static_cast<size_t>(e), 0));
+      ews.push_back(packed_expert_view(&w(static_cast<size_t>(e), 0), s));
+    }
+    size_t next = 0;
     const int64_t tile = LayerOptions{}.tile_rows(s);
     double spent = 0.0;
     for (int64_t rows = 1; rows <= cfg.max_rows; rows *= 2) {
@@ -104,7 +117,8 @@ Machine calibrate(const CalibrateConfig& cfg, Communicator& comm, const Calibrat
       generate_tokens(s, cfg.seed, 0, 0, 0, x);
       const double t0 = wall_seconds();
       const double t = time_together(comm, cfg.min_time_s, [&] {
-        expert_ffn(x, ew, act, gu, a, y);
+        expert_ffn(x, ews[next], act, gu, a, y);
+        next = (next + 1) % ews.size();
         Kokkos::fence();
       });
       spent += wall_seconds() - t0;
@@ -172,6 +186,24 @@ Machine calibrate(const CalibrateConfig& cfg, Communicator& comm, const Calibrat
     });
     cal.copy_bandwidth = static_cast<double>(slots * D * static_cast<int64_t>(sizeof(float))) / t;
     say("row copies: " + std::to_string(cal.copy_bandwidth / 1e9) + " GB/s per rank");
+    // First touch (host memory): the same copies into pages fresh from the
+    // kernel, as a growing Workspace gets them, less the copies alone: the
+    // page faults. (A Kokkos allocation freed and made again would reuse the
+    // allocator's pages and measure nothing.) Device builds: not modelled.
+    if constexpr (std::is_same_v<MemSpace, Kokkos::HostSpace>) {
+      const size_t bytes = static_cast<size_t>(slots * D) * sizeof(float);
+      const double t_fresh = time_together(comm, cfg.min_time_s, [&] {
+        void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw std::runtime_error("calibrate: mmap failed");
+        gather_rows(x, idx,
+                    UnmanagedMatrix(static_cast<float*>(p), static_cast<size_t>(slots), static_cast<size_t>(D)));
+        Kokkos::fence();
+        munmap(p, bytes);
+      });
+      const double faults = t_fresh - t;
+      cal.first_touch_bandwidth = faults > 0.0 ? static_cast<double>(bytes) / faults : 0.0;
+      say("first touch: " + std::to_string(cal.first_touch_bandwidth / 1e9) + " GB/s per rank");
+    }
   }
 
   // The communicator: all-to-all(v) with equal rows to every other rank, and

@@ -26,6 +26,7 @@ CostModel::CostModel(const Machine& m, const ModelShape& shape, const std::strin
   expert_bytes_ = expert_bytes_at(shape, element_bytes_);
   const Calibration* c = m.calibration ? &*m.calibration : nullptr;
   copy_bw_ = c && c->copy_bandwidth > 0.0 ? c->copy_bandwidth : m.memory_bandwidth / 2.0;
+  touch_bw_ = c ? c->first_touch_bandwidth : 0.0;
   intra_ = c && c->alltoall ? *c->alltoall : m.intra_node;
   p2p_intra_ = c && c->p2p ? *c->p2p : m.intra_node;
   inter_ = m.inter_node;
@@ -74,6 +75,11 @@ double CostModel::layout_s(int64_t slots) const {
 double CostModel::copy_s(int64_t bytes) const {
   if (bytes <= 0) return 0.0;
   return static_cast<double>(bytes) / copy_bw_ + machine_.launch_overhead_s;
+}
+
+double CostModel::first_touch_s(int64_t bytes) const {
+  if (bytes <= 0 || touch_bw_ <= 0.0) return 0.0;
+  return static_cast<double>(bytes) / touch_bw_;
 }
 
 namespace {

@@ -40,6 +40,11 @@ class CostModel {
   /// Copying `bytes` of rows (permute, regroup, combine): bytes / copy
   /// bandwidth (calibrated, else half the memory bandwidth) + 1 launch.
   double copy_s(int64_t bytes) const;
+  /// Growing a workspace to `bytes` (the runtime's buffers only grow, shared
+  /// by every layer and policy of the run): a fresh allocation whose pages
+  /// fault on their first write, bytes / first_touch_bandwidth (calibrated;
+  /// 0 when the machine has none).
+  double first_touch_s(int64_t bytes) const;
   /// One all-to-all(v) on a rank moving at most `intra` bytes each way within
   /// its node and `inter` bytes each way to other nodes: latency + the slower
   /// of the two links (they run side by side). 0 on one rank.
@@ -52,6 +57,7 @@ class CostModel {
 
   int64_t element_bytes() const { return element_bytes_; }
   int64_t row_bytes() const { return row_bytes_; }
+  const ModelShape& shape() const { return shape_; }
   int64_t expert_bytes() const { return expert_bytes_; }
   int top_k() const { return std::max(1, shape_.top_k); }
   /// "calibrated (HOST, DATE, N ranks)" or "roofline" for the expert blocks.
@@ -66,7 +72,7 @@ class CostModel {
   const ShapeCalibration* cal_ = nullptr;
   int num_ranks_ = 1, ranks_per_node_ = 1;
   int64_t element_bytes_ = 4, row_bytes_ = 0, expert_bytes_ = 0;
-  double peak_ = 0.0, copy_bw_ = 0.0;
+  double peak_ = 0.0, copy_bw_ = 0.0, touch_bw_ = 0.0;
   LinkModel intra_, inter_, p2p_intra_;
 };
 

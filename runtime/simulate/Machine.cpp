@@ -97,6 +97,7 @@ Calibration calibration(const json& j, const std::string& what) {
   c.host = text(j, "host", what, p);
   c.date = text(j, "date", what, p);
   c.copy_bandwidth = number(j, "copy_bandwidth", what, p, true);
+  if (j.contains("first_touch_bandwidth")) c.first_touch_bandwidth = number(j, "first_touch_bandwidth", what, p, true);
   if (j.contains("alltoall")) c.alltoall = link(j, "alltoall", what, p);
   if (j.contains("p2p")) c.p2p = link(j, "p2p", what, p);
   if (j.contains("shapes")) {
@@ -187,6 +188,7 @@ std::string machine_json(const Machine& m) {
                         {"layout_s_per_slot", s.layout_s_per_slot}});
     json cj = {{"dtype", c.dtype}, {"ranks", c.ranks}, {"host", c.host},
                {"date", c.date},   {"shapes", shapes}, {"copy_bandwidth", c.copy_bandwidth}};
+    if (c.first_touch_bandwidth > 0.0) cj["first_touch_bandwidth"] = c.first_touch_bandwidth;
     if (c.alltoall) cj["alltoall"] = link_json(*c.alltoall);
     if (c.p2p) cj["p2p"] = link_json(*c.p2p);
     j["calibration"] = cj;

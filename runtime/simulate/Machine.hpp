@@ -40,9 +40,10 @@ struct Calibration {
   std::string host;            // where it was measured
   std::string date;            // ISO 8601
   std::vector<ShapeCalibration> shapes;
-  double copy_bandwidth = 0.0;        // bytes/s of row copies (gather/scatter/combine); 0: not measured
-  std::optional<LinkModel> alltoall;  // measured all-to-all(v) between the ranks (one node)
-  std::optional<LinkModel> p2p;       // measured point-to-point (weight transfers)
+  double copy_bandwidth = 0.0;         // bytes/s of row copies (gather/scatter/combine); 0: not measured
+  double first_touch_bandwidth = 0.0;  // bytes/s of first writes to a freshly allocated buffer; 0: not modelled
+  std::optional<LinkModel> alltoall;   // measured all-to-all(v) between the ranks (one node)
+  std::optional<LinkModel> p2p;        // measured point-to-point (weight transfers)
   bool operator==(const Calibration&) const = default;
 };
 

@@ -4,6 +4,7 @@
 #include <memory>
 #include <stdexcept>
 
+#include "kernels/ExpertFfn.hpp"
 #include "runtime/layer/MemoryModel.hpp"
 #include "runtime/layer/ResidentLedger.hpp"
 #include "runtime/simulate/SimLoads.hpp"
@@ -28,7 +29,7 @@ int64_t max2(int64_t a, int64_t b) { return std::max(a, b); }
 }  // namespace
 
 std::vector<StepRecord> simulate_layer_step(const CostModel& cost, const LoadMatrix& loads, const WorkSplit& split,
-                                            const NodeTraffic& tr, double t0) {
+                                            const NodeTraffic& tr, double t0, const WorkspaceGrowth* growth) {
   const int P = split.num_ranks, N = loads.num_experts;
   const int64_t row = cost.row_bytes();
   std::vector<StepRecord> rec(static_cast<size_t>(P));
@@ -65,7 +66,7 @@ std::vector<StepRecord> simulate_layer_step(const CostModel& cost, const LoadMat
     const size_t i = static_cast<size_t>(r);
     layout[i] = cost.layout_s(rec[i].slots_routed);
     plan_end[i] = gathered + layout[i];
-    permute[i] = cost.copy_s(split.kept_rows(r) * row);
+    permute[i] = cost.copy_s(split.kept_rows(r) * row) + (growth ? growth->dispatch_s[i] : 0.0);
     arrive[i] = plan_end[i] + permute[i];
     a2a[i] = cost.alltoall_s(max2(tr.token_send_intra[i], tr.token_recv_intra[i]),
                              max2(tr.token_send_inter[i], tr.token_recv_inter[i]));
@@ -88,6 +89,7 @@ std::vector<StepRecord> simulate_layer_step(const CostModel& cost, const LoadMat
     const int64_t received = w.slots - split.rows(r, r);
     double c = cost.copy_s(2 * received * row);  // regroup into expert-major rows and back
     for (const RankBlock& b : w.blocks) c += cost.block_s(b.slots);
+    if (growth) c += growth->compute_s[i];
     compute[i] = c;
     compute_end[i] = weights_end[i] + c;
     compute_all = std::max(compute_all, compute_end[i]);
@@ -111,6 +113,32 @@ std::vector<StepRecord> simulate_layer_step(const CostModel& cost, const LoadMat
     set(Phase::Combine, compute_end[i], returned - compute_end[i] + combine_local, combine_local);
   }
   return rec;
+}
+
+WorkspaceGrowth grow_workspaces(const CostModel& cost, const WorkSplit& split, int64_t tile_rows,
+                                WorkspaceMarks& marks) {
+  const int P = split.num_ranks;
+  const int64_t row = cost.row_bytes(), e = cost.element_bytes(), H = cost.shape().ffn;
+  WorkspaceGrowth g{std::vector<double>(static_cast<size_t>(P)), std::vector<double>(static_cast<size_t>(P))};
+  // A grown buffer is a fresh allocation of the new size (Workspace::lease).
+  auto grow = [&](int64_t& mark, int64_t rows, int64_t bytes_per_row) {
+    if (rows <= mark) return 0.0;
+    mark = rows;
+    return cost.first_touch_s(rows * bytes_per_row);
+  };
+  for (int r = 0; r < P; ++r) {
+    const size_t i = static_cast<size_t>(r);
+    const RankWork& w = split.work[i];
+    int64_t largest = 0;
+    for (const RankBlock& b : w.blocks) largest = std::max(largest, b.slots);
+    const int64_t local = split.rows(r, r);
+    g.dispatch_s[i] = grow(marks.send[i], split.kept_rows(r) - local, row) + grow(marks.recv[i], w.slots - local, row);
+    // expert_in and expert_out grow together: the input is written in dispatch, the output in compute.
+    const double expert = grow(marks.expert[i], w.slots, row);
+    g.dispatch_s[i] += expert;
+    g.compute_s[i] = expert + grow(marks.tile[i], largest > 0 ? ffn_workspace_rows(largest, tile_rows) : 0, 3 * H * e);
+  }
+  return g;
 }
 
 SimulationResult simulate(const SimulationConfig& cfg, const SimObserver& observer) {
@@ -151,6 +179,7 @@ SimulationResult simulate(const SimulationConfig& cfg, const SimObserver& observ
     res.policies.push_back(empty_policy_result(policies.back()->name(), policies.back()->exact(), P));
   }
   ResidentLedger ledger;
+  WorkspaceMarks marks(P);  // the run's buffers, shared by every layer and policy as in compare
 
   // One layer-step of one policy, as the layer runs it: plan_step, the
   // replicas it places, the split, the bytes, the times.
@@ -172,7 +201,8 @@ SimulationResult simulate(const SimulationConfig& cfg, const SimObserver& observ
     }
     const WorkSplit split = split_work(plan, SlotOrderMap(loads));
     const NodeTraffic traffic = node_traffic(split, transfers, rpn, cost.row_bytes(), cost.expert_bytes());
-    std::vector<StepRecord> rec = simulate_layer_step(cost, loads, split, traffic, t0);
+    const WorkspaceGrowth growth = grow_workspaces(cost, split, run.layer.tile_rows(shape), marks);
+    std::vector<StepRecord> rec = simulate_layer_step(cost, loads, split, traffic, t0, &growth);
     std::vector<int64_t> elsewhere(static_cast<size_t>(P), 0);
     if (!plan.resident.empty())
       for (int r = 0; r < P; ++r) elsewhere[static_cast<size_t>(r)] = ledger.count(plan.policy, r, layer);

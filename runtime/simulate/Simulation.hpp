@@ -51,11 +51,30 @@ struct SimulationResult {
 /// Runs the simulation. Throws std::invalid_argument for an invalid config.
 SimulationResult simulate(const SimulationConfig& config, const SimObserver& observer = {});
 
+/// The high-water marks, per rank, of the runtime's step buffers
+/// (LayerWorkspaces: shared by every layer and policy of a run, they only
+/// grow), in rows.
+struct WorkspaceMarks {
+  std::vector<int64_t> send, recv, expert, tile;
+  explicit WorkspaceMarks(int P = 0) : send(P), recv(P), expert(P), tile(P) {}
+};
+/// Per rank, the first-touch time of the buffers this layer-step grows
+/// (CostModel::first_touch_s of each grown buffer's new size), split by the
+/// phase that first writes them: the send buffer, the received rows and the
+/// expert-major input in dispatch; the expert-major output and the FFN's row
+/// tile (`tile_rows`: LayerOptions::tile_rows) in compute. Updates `marks`.
+struct WorkspaceGrowth {
+  std::vector<double> dispatch_s, compute_s;
+};
+WorkspaceGrowth grow_workspaces(const CostModel& cost, const WorkSplit& split, int64_t tile_rows,
+                                WorkspaceMarks& marks);
+
 /// The per-rank phase times of one layer-step that starts at `t0` on every
 /// rank (docs/simulation.md, "Timing"), and the counters the runtime records
 /// (slots, bytes intra/inter-node, imported experts) from the split and the
 /// node traffic. Peak and resident bytes are left 0 (the caller's).
 std::vector<StepRecord> simulate_layer_step(const CostModel& cost, const LoadMatrix& loads, const WorkSplit& split,
-                                            const NodeTraffic& traffic, double t0);
+                                            const NodeTraffic& traffic, double t0,
+                                            const WorkspaceGrowth* growth = nullptr);
 
 }  // namespace moe

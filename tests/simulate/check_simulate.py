@@ -8,6 +8,9 @@ agreement: calibrate on 2 ranks (small preset), compare on 2 ranks, simulate
            every policy is within a factor of 2 of the measured one (the
            machine is shared and noisy; docs/simulation.md has the real
            validation table).
+more:      cheap cases in one go: a trace written by `moe-ep trace` on 2 ranks
+           re-sampled to 8 simulated ranks; calibrate on 4 ranks (tiny grid)
+           and simulate with it; tools/scale_study.py --quick.
 """
 import argparse
 import json
@@ -88,15 +91,51 @@ def agreement(a):
         sys.exit(f"simulated wall time off by more than 2x for {bad}")
 
 
+def more(a):
+    os.makedirs(a.work, exist_ok=True)
+    # A trace of 2 ranks x 256 tokens, tiled over 8 simulated ranks of 256 tokens each.
+    trace, js = os.path.join(a.work, "t.h5"), os.path.join(a.work, "trace_sim.json")
+    shape = ["--preset", "small", "--tokens", "256", "--steps", "2", "--layers", "1"]
+    run([a.moe_ep, "trace", "--scenario", "95:1", "--ranks", "2", *shape, "--out", trace])
+    run([a.moe_ep, "simulate", "--ranks", "8", "--ranks-per-node", "4", "--scenario", "trace:" + trace,
+         "--policies", "ep,llep", *shape, "--json", js])
+    j = json.load(open(js))
+    ep, llep = j["policies"]
+    K = 4
+    assert sum(ep["rank_slots"]) == 8 * 256 * K * 2, ep["rank_slots"]  # every simulated token, 2 steps
+    # 95:1 tiled over 8 ranks: the hot expert's rank computes ~0.95 of all slots (max/mean ~7.6).
+    assert ep["slot_imbalance"] > 6 and llep["slot_imbalance"] <= ep["slot_imbalance"], (
+        ep["slot_imbalance"], llep["slot_imbalance"])
+    # Too few steps in the trace: exit 2 naming --scenario.
+    p = subprocess.run([a.moe_ep, "simulate", "--ranks", "8", "--scenario", "trace:" + trace, "--preset", "small",
+                        "--tokens", "256", "--steps", "3", "--layers", "1"], capture_output=True, text=True)
+    assert p.returncode == 2 and "--scenario" in p.stderr, (p.returncode, p.stderr)
+    print("trace re-sampled to 8 ranks: ok")
+    # calibrate on 4 ranks (more ranks than cores), then simulate 4 ranks with it.
+    cal, sim = os.path.join(a.work, "cal4.json"), os.path.join(a.work, "cal4_sim.json")
+    run([a.mpiexec, "-n", "4", "--oversubscribe", a.moe_ep, "calibrate", "--preset", "small", "--max-rows", "64",
+         "--min-time", "0.01", "--comm-mib", "1", "--budget", "2", "--quiet", "--output", cal])
+    c = json.load(open(cal))
+    assert c["calibration"]["ranks"] == 4 and c["calibration"]["shapes"][0]["rows"][-1] <= 64, c["calibration"]
+    run([a.moe_ep, "simulate", "--machine", cal, "--ranks", "4", "--preset", "small", "--steps", "2", "--layers", "1",
+         "--json", sim])
+    s = json.load(open(sim))
+    assert "4 rank(s)" in s["simulation"]["compute"], s["simulation"]
+    assert all(p["wall_s"] > 0 for p in s["policies"])
+    print("calibrate on 4 ranks: ok")
+    run([sys.executable, os.path.join(a.repo, "tools", "scale_study.py"), "--moe-ep", a.moe_ep, "--quick"])
+    print("scale_study --quick: ok")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["outputs", "agreement"])
+    ap.add_argument("what", choices=["outputs", "agreement", "more"])
     ap.add_argument("--moe-ep", required=True)
     ap.add_argument("--repo", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--mpiexec", default="mpiexec")
     a = ap.parse_args()
-    outputs(a) if a.what == "outputs" else agreement(a)
+    {"outputs": outputs, "agreement": agreement, "more": more}[a.what](a)
 
 
 if __name__ == "__main__":

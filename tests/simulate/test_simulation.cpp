@@ -219,6 +219,40 @@ TEST(Machine, BuiltinsAndCalibrationsRoundTripThroughJson) {
   cal.ranks = 2;
   m.calibration = cal;
   EXPECT_EQ(parse_machine(machine_json(m), "round trip"), m);
+  // first_touch_bandwidth is optional (calibrations written before it load as 0).
+  EXPECT_EQ(machine_json(m).find("first_touch_bandwidth"), std::string::npos);
+  m.calibration->first_touch_bandwidth = 5e8;
+  EXPECT_EQ(parse_machine(machine_json(m), "round trip"), m);
+}
+
+TEST(Simulation, WorkspacesGrowOnceAndChargeTheirFirstTouch) {
+  Machine m = toy_machine();
+  Calibration cal;
+  cal.first_touch_bandwidth = 16.0;  // bytes/s: times below are bytes / 16
+  m.calibration = cal;
+  const ModelShape shape = toy_shape();  // D = 4, H = 8, N = 8
+  const CostModel c(m, shape, "fp32", 2, 2);
+  EXPECT_DOUBLE_EQ(c.first_touch_s(32), 2.0);
+  EXPECT_EQ(CostModel(toy_machine(), shape, "fp32", 2, 2).first_touch_s(32), 0.0);  // not calibrated: 0
+  // Two ranks, EP: rank 0 holds experts 0-3, rank 1 experts 4-7.
+  LoadMatrix loads(2, 8);
+  loads.at(0, 0) = 3;  // 3 rows local to rank 0
+  loads.at(0, 5) = 2;  // 2 rows rank 0 -> rank 1
+  loads.at(1, 5) = 1;  // 1 row local to rank 1
+  const Plan plan = make_policy("ep", PolicyParams{})->plan(loads, 2);
+  const WorkSplit split = split_work(plan, SlotOrderMap(loads));
+  WorkspaceMarks marks(2);
+  const int64_t row = 16;  // 4 floats
+  const WorkspaceGrowth g = grow_workspaces(c, split, 64, marks);
+  // Rank 0: send 2 rows, receive 0, 3 expert rows (in and out), a 3-row tile of 3H floats.
+  EXPECT_DOUBLE_EQ(g.dispatch_s[0], (2 * row + 3 * row) / 16.0);
+  EXPECT_DOUBLE_EQ(g.compute_s[0], (3 * row + 3 * 3 * 8 * 4) / 16.0);
+  // Rank 1: send 0, receive 2, 3 expert rows, a 3-row tile.
+  EXPECT_DOUBLE_EQ(g.dispatch_s[1], (2 * row + 3 * row) / 16.0);
+  EXPECT_EQ(marks.expert[1], 3);
+  // The same step again: nothing grows.
+  const WorkspaceGrowth again = grow_workspaces(c, split, 64, marks);
+  EXPECT_EQ(again.dispatch_s[0] + again.dispatch_s[1] + again.compute_s[0] + again.compute_s[1], 0.0);
 }
 
 TEST(Machine, BadDescriptionsNameTheField) {
