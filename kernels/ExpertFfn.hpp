@@ -25,12 +25,19 @@ struct ActivationParams {
   float alpha = 1.702f;
 };
 
+/// gpt-oss's clamps (the backward's gradient follows them): the gate from
+/// above, the up from both sides.
+KOKKOS_INLINE_FUNCTION float clamp_gate(float g, const ActivationParams& p) { return g > p.limit ? p.limit : g; }
+KOKKOS_INLINE_FUNCTION float clamp_up(float u, const ActivationParams& p) {
+  return u > p.limit ? p.limit : (u < -p.limit ? -p.limit : u);
+}
+
 /// The activation of one element: gate g, up u (biases already added).
 KOKKOS_INLINE_FUNCTION float activate_gate_up(float g, float u, const ActivationParams& p) {
   if (p.gpt_oss) {
     // gpt-oss: clamp, then glu = g * sigmoid(alpha * g), out = (u + 1) * glu.
-    g = g > p.limit ? p.limit : g;
-    u = u > p.limit ? p.limit : (u < -p.limit ? -p.limit : u);
+    g = clamp_gate(g, p);
+    u = clamp_up(u, p);
     return (u + 1.0f) * (g * kmath::sigmoid(p.alpha * g));
   }
   return g * kmath::sigmoid(g) * u;

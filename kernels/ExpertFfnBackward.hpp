@@ -18,8 +18,8 @@ struct GateUpGrad {
 
 KOKKOS_INLINE_FUNCTION GateUpGrad activate_gate_up_grad(float g, float u, const ActivationParams& p) {
   if (p.gpt_oss) {
-    const float gc = g > p.limit ? p.limit : g;
-    const float uc = u > p.limit ? p.limit : (u < -p.limit ? -p.limit : u);
+    const float gc = clamp_gate(g, p);
+    const float uc = clamp_up(u, p);
     const float s = kmath::sigmoid(p.alpha * gc);
     const float glu = gc * s;
     const float d_glu = s + p.alpha * gc * s * (1.0f - s);

@@ -14,14 +14,36 @@ namespace {
 double silu(double g) { return g / (1.0 + std::exp(-g)); }
 }  // namespace
 
+void reference_expert_weights(const ModelShape& s, int layer, uint64_t seed, int expert, std::span<double> w_gu,
+                              std::span<double> w_d, std::span<double> b_gu, std::span<double> b_d) {
+  const int64_t D = s.hidden, H = s.ffn;
+  if (static_cast<int64_t>(w_gu.size()) != D * 2 * H || static_cast<int64_t>(w_d.size()) != H * D ||
+      static_cast<int64_t>(b_gu.size()) != 2 * H || static_cast<int64_t>(b_d.size()) != D)
+    throw std::invalid_argument("reference_expert_weights: spans do not match the shape");
+  const WeightScales sc = weight_scales(s);
+  const bool gpt_oss = s.activation == Activation::GptOss;
+  const uint64_t L = static_cast<uint64_t>(layer), E = static_cast<uint64_t>(expert);
+  for (int64_t i = 0; i < D * 2 * H; ++i) w_gu[i] = synthetic_value(seed, Stream::ExpertGateUp, L, E, i, sc.w_gu);
+  for (int64_t i = 0; i < H * D; ++i) w_d[i] = synthetic_value(seed, Stream::ExpertDown, L, E, i, sc.w_d);
+  for (int64_t i = 0; i < 2 * H; ++i)
+    b_gu[i] = gpt_oss ? synthetic_value(seed, Stream::ExpertBias, L, E, i, sc.bias) : 0.0;
+  for (int64_t i = 0; i < D; ++i)
+    b_d[i] = gpt_oss ? synthetic_value(seed, Stream::ExpertBias, L, E, 2 * H + i, sc.bias) : 0.0;
+}
+
+double reference_activation(const ModelShape& s, double g, double u) {
+  if (s.activation != Activation::GptOss) return silu(g) * u;
+  g = std::min<double>(g, s.swiglu_limit);
+  u = std::clamp<double>(u, -s.swiglu_limit, s.swiglu_limit);
+  return (u + 1.0) * g / (1.0 + std::exp(-static_cast<double>(s.swiglu_alpha) * g));
+}
+
 std::vector<double> reference_slot_outputs(const ModelShape& s, int layer, uint64_t seed, std::span<const double> x,
                                            std::span<const int32_t> expert_ids, std::span<const double> gates) {
   const int64_t D = s.hidden, H = s.ffn, K = s.top_k;
   const int64_t T = static_cast<int64_t>(x.size()) / D;
   if (static_cast<int64_t>(expert_ids.size()) != T * K || gates.size() != expert_ids.size())
     throw std::invalid_argument("reference: inputs have inconsistent sizes");
-  const WeightScales sc = weight_scales(s);
-  const bool gpt_oss = s.activation == Activation::GptOss;
   std::vector<double> y(static_cast<size_t>(T * K * D), 0.0);
   std::vector<double> w_gu(static_cast<size_t>(D * 2 * H)), w_d(static_cast<size_t>(H * D)), b_gu(2 * H), b_d(D);
   std::vector<double> gu(2 * H), act(H);
@@ -30,29 +52,14 @@ std::vector<double> reference_slot_outputs(const ModelShape& s, int layer, uint6
     bool used = false;
     for (int32_t id : expert_ids) used = used || id == e;
     if (!used) continue;
-    const uint64_t L = static_cast<uint64_t>(layer), E = static_cast<uint64_t>(e);
-    for (int64_t i = 0; i < D * 2 * H; ++i) w_gu[i] = synthetic_value(seed, Stream::ExpertGateUp, L, E, i, sc.w_gu);
-    for (int64_t i = 0; i < H * D; ++i) w_d[i] = synthetic_value(seed, Stream::ExpertDown, L, E, i, sc.w_d);
-    for (int64_t i = 0; i < 2 * H; ++i)
-      b_gu[i] = gpt_oss ? synthetic_value(seed, Stream::ExpertBias, L, E, i, sc.bias) : 0.0;
-    for (int64_t i = 0; i < D; ++i)
-      b_d[i] = gpt_oss ? synthetic_value(seed, Stream::ExpertBias, L, E, 2 * H + i, sc.bias) : 0.0;
+    reference_expert_weights(s, layer, seed, e, w_gu, w_d, b_gu, b_d);
     for (int64_t slot = 0; slot < T * K; ++slot) {
       if (expert_ids[slot] != e) continue;
       const double* xt = &x[(slot / K) * D];
       std::copy(b_gu.begin(), b_gu.end(), gu.begin());
       for (int64_t d = 0; d < D; ++d)
         for (int64_t j = 0; j < 2 * H; ++j) gu[j] += xt[d] * w_gu[d * 2 * H + j];
-      for (int64_t j = 0; j < H; ++j) {
-        double g = gu[j], u = gu[H + j];
-        if (gpt_oss) {
-          g = std::min<double>(g, s.swiglu_limit);
-          u = std::clamp<double>(u, -s.swiglu_limit, s.swiglu_limit);
-          act[j] = (u + 1.0) * g / (1.0 + std::exp(-static_cast<double>(s.swiglu_alpha) * g));
-        } else {
-          act[j] = silu(g) * u;
-        }
-      }
+      for (int64_t j = 0; j < H; ++j) act[j] = reference_activation(s, gu[j], gu[H + j]);
       double* yt = &y[slot * D];
       for (int64_t d = 0; d < D; ++d) yt[d] = b_d[d];
       for (int64_t j = 0; j < H; ++j)

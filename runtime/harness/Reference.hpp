@@ -11,6 +11,16 @@
 
 namespace moe {
 
+/// Expert `expert`'s weights in double, generated from the seed as
+/// ExpertStore generates them: w_gu (D x 2H), w_d (H x D), b_gu (2H) and b_d
+/// (D); the biases are zero for SwiGLU. Every span has exactly that size.
+void reference_expert_weights(const ModelShape& shape, int layer, uint64_t seed, int expert, std::span<double> w_gu,
+                              std::span<double> w_d, std::span<double> b_gu, std::span<double> b_d);
+
+/// The activation of one element in double: gate g and up u (biases added),
+/// SwiGLU silu(g) u, or gpt-oss's (clamp(u) + 1) min(g, limit) sigmoid(alpha min(g, limit)).
+double reference_activation(const ModelShape& shape, double g, double u);
+
 /// Per-slot expert outputs g * FFN_e(x_t) in double, [slot][D], for all tokens
 /// of all ranks (x: T x D, expert_ids and gates: T*K).
 std::vector<double> reference_slot_outputs(const ModelShape& shape, int layer, uint64_t seed, std::span<const double> x,

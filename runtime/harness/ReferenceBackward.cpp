@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "runtime/common/Rng.hpp"
+#include "runtime/harness/Reference.hpp"
 #include "runtime/layer/ExpertStore.hpp"
 
 namespace moe {
@@ -16,30 +17,21 @@ double sigmoid(double v) { return 1.0 / (1.0 + std::exp(-v)); }
 ReferenceLayerWeights reference_layer_weights(const ModelShape& s, int layer, uint64_t seed) {
   const int64_t D = s.hidden, H = s.ffn, N = s.num_experts;
   const WeightScales sc = weight_scales(s);
-  const bool gpt_oss = s.activation == Activation::GptOss;
   const uint64_t L = static_cast<uint64_t>(layer);
   ReferenceLayerWeights w;
   w.w_r.resize(static_cast<size_t>(D * N));
   w.w_gu.resize(static_cast<size_t>(N * D * 2 * H));
   w.w_d.resize(static_cast<size_t>(N * H * D));
-  w.b_gu.assign(static_cast<size_t>(N * 2 * H), 0.0);
-  w.b_d.assign(static_cast<size_t>(N * D), 0.0);
+  w.b_gu.resize(static_cast<size_t>(N * 2 * H));
+  w.b_d.resize(static_cast<size_t>(N * D));
   // As Router's init_router_weights: key (RouterWeights, layer, 0, d*N + e).
   for (int64_t i = 0; i < D * N; ++i)
     w.w_r[i] = synthetic_value(seed, Stream::RouterWeights, L, 0, static_cast<uint64_t>(i), sc.router);
-  // As reference_slot_outputs (and ExpertStore): key (stream, layer, expert, index).
-  for (int64_t e = 0; e < N; ++e) {
-    const uint64_t E = static_cast<uint64_t>(e);
-    for (int64_t i = 0; i < D * 2 * H; ++i)
-      w.w_gu[e * D * 2 * H + i] = synthetic_value(seed, Stream::ExpertGateUp, L, E, i, sc.w_gu);
-    for (int64_t i = 0; i < H * D; ++i)
-      w.w_d[e * H * D + i] = synthetic_value(seed, Stream::ExpertDown, L, E, i, sc.w_d);
-    if (!gpt_oss) continue;
-    for (int64_t i = 0; i < 2 * H; ++i)
-      w.b_gu[e * 2 * H + i] = synthetic_value(seed, Stream::ExpertBias, L, E, i, sc.bias);
-    for (int64_t i = 0; i < D; ++i)
-      w.b_d[e * D + i] = synthetic_value(seed, Stream::ExpertBias, L, E, 2 * H + i, sc.bias);
-  }
+  // As reference_slot_outputs (and ExpertStore).
+  for (int e = 0; e < N; ++e)
+    reference_expert_weights(s, layer, seed, e, std::span(w.w_gu).subspan(e * D * 2 * H, D * 2 * H),
+                             std::span(w.w_d).subspan(e * H * D, H * D), std::span(w.b_gu).subspan(e * 2 * H, 2 * H),
+                             std::span(w.b_d).subspan(e * D, D));
   return w;
 }
 
@@ -110,16 +102,7 @@ ReferenceBackward reference_backward(const ModelShape& s, const ReferenceLayerWe
       std::copy(bgu, bgu + 2 * H, h.begin());
       for (int64_t d = 0; d < D; ++d)
         for (int64_t j = 0; j < 2 * H; ++j) h[j] += xt[d] * wgu[d * 2 * H + j];
-      for (int64_t j = 0; j < H; ++j) {
-        double g = h[j], u = h[H + j];
-        if (gpt_oss) {
-          g = std::min<double>(g, limit);
-          u = std::clamp<double>(u, -limit, limit);
-          act[j] = (u + 1.0) * g / (1.0 + std::exp(-alpha * g));
-        } else {
-          act[j] = g / (1.0 + std::exp(-g)) * u;
-        }
-      }
+      for (int64_t j = 0; j < H; ++j) act[j] = reference_activation(s, h[j], h[H + j]);
       for (int64_t d = 0; d < D; ++d) z[d] = bd[d];
       for (int64_t j = 0; j < H; ++j)
         for (int64_t d = 0; d < D; ++d) z[d] += act[j] * wd[j * D + d];
