@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Simulated vs measured step wall time (docs/simulation.md, "Validation").
-# For each rank count P: calibrate on P ranks, then for each scenario run
-# `compare` RUNS times and `simulate` once with that calibration; prints one
+# For each rank count P and scenario: calibrate on P ranks, run `compare`
+# RUNS times and `simulate` once with that calibration; prints one
 # markdown row per (P, scenario, policy): measured median wall_s, simulated,
 # simulated / measured. Run it on an otherwise idle machine.
 #
@@ -9,6 +9,11 @@
 #
 # The shape flags (calibrate, compare, simulate) come from $SHAPE (default:
 # --preset small), the run's from $RUN (default: --steps 3 --layers 2).
+# EMULATE=8 adds the `emulate` rows: per scenario a calibration on 1 rank,
+# then `emulate --ranks 8` (median of 5 repeats after 1 warm-up: its
+# makespan_s is the slowest emulated rank's expert compute of one
+# layer-step) against the slowest rank's simulated compute phase of the
+# same layer-step (step 0, layer 0; busy_compute in the timeline; needs h5py).
 set -euo pipefail
 moe_ep=$1 out=$2
 ranks=${3:-"2 4"} scenarios=${4:-"balanced 80:1 95:1"} runs=${5:-3}
@@ -20,10 +25,12 @@ mkdir -p "$out"
 echo "| P | scenario | policy | measured median wall_s ($runs runs) | simulated | simulated/measured |"
 echo "|---|---|---|---|---|---|"
 for P in $ranks; do
-  # shellcheck disable=SC2086
-  mpiexec -n "$P" --oversubscribe "$moe_ep" calibrate $shape --budget 20 --quiet --output "$out/cal$P.json" >/dev/null
   for s in $scenarios; do
     tag="P$P-${s//:/_}"
+    # Calibrated right before the runs it predicts: this VM's speed drifts by
+    # up to 30% within minutes (docs/simulation.md, Validation).
+    # shellcheck disable=SC2086
+    mpiexec -n "$P" --oversubscribe "$moe_ep" calibrate $shape --budget 20 --quiet --output "$out/cal$P.json" >/dev/null
     for i in $(seq "$runs"); do
       # shellcheck disable=SC2086
       mpiexec -n "$P" --oversubscribe "$moe_ep" compare $shape $run_flags --scenario "$s" --policies ep,capacity,llep \
@@ -46,3 +53,33 @@ for name, walls in M.items():
 EOF
   done
 done
+if [ -n "${EMULATE:-}" ]; then
+  E=$EMULATE
+  echo
+  echo "| P | scenario | policy | emulate makespan ms | simulated compute ms | simulated/measured |"
+  echo "|---|---|---|---|---|---|"
+  for s in $scenarios; do
+    tag="E$E-${s//:/_}"
+    # shellcheck disable=SC2086
+    "$moe_ep" calibrate $shape --budget 20 --quiet --output "$out/cal1.json" >/dev/null
+    # shellcheck disable=SC2086
+    "$moe_ep" emulate --ranks "$E" $shape --scenario "$s" --policies ep,capacity,llep --repeats 5 --warmup 1 \
+      --quiet --json "$out/$tag-e.json" >/dev/null
+    # shellcheck disable=SC2086
+    "$moe_ep" simulate --machine "$out/cal1.json" --ranks "$E" $shape --scenario "$s" --policies ep,capacity,llep \
+      --steps 1 --layers 1 --json "$out/$tag-s.json" --timeline "$out/$tag-s.h5" >/dev/null
+    "${PYTHON:-/usr/bin/python3}" - "$E" "$s" "$out/$tag-e.json" "$out/$tag-s.h5" <<'EOF'
+import json, sys
+import h5py
+E, s, emu, sim = sys.argv[1:5]
+names = {p["name"]: p["makespan_s"] for p in json.load(open(emu))["policies"]}
+f = h5py.File(sim, "r")
+enum = h5py.check_enum_dtype(f["timeline"].dtype["policy"])
+t = f["timeline"][:]
+for name, m in names.items():
+    rows = t[t["policy"] == enum[name]]
+    c = rows["busy_compute"].max()
+    print(f"| {E} | {s} | {name} | {m * 1e3:.2f} | {c * 1e3:.2f} | {c / m:.2f} |")
+EOF
+  done
+fi

@@ -27,6 +27,7 @@ CostModel::CostModel(const Machine& m, const ModelShape& shape, const std::strin
   const Calibration* c = m.calibration ? &*m.calibration : nullptr;
   copy_bw_ = c && c->copy_bandwidth > 0.0 ? c->copy_bandwidth : m.memory_bandwidth / 2.0;
   touch_bw_ = c ? c->first_touch_bandwidth : 0.0;
+  units_ = c ? c->compute_units : 0.0;
   intra_ = c && c->alltoall ? *c->alltoall : m.intra_node;
   p2p_intra_ = c && c->p2p ? *c->p2p : m.intra_node;
   inter_ = m.inter_node;
@@ -75,6 +76,22 @@ double CostModel::layout_s(int64_t slots) const {
 double CostModel::copy_s(int64_t bytes) const {
   if (bytes <= 0) return 0.0;
   return static_cast<double>(bytes) / copy_bw_ + machine_.launch_overhead_s;
+}
+
+double CostModel::permute_s(int64_t slots) const {
+  if (slots <= 0) return 0.0;
+  if (cal_ && cal_->permute_s_per_slot > 0.0) return cal_->permute_s_per_slot * static_cast<double>(slots);
+  return copy_s(slots * row_bytes_);
+}
+
+double CostModel::combine_s(int64_t slots) const {
+  if (slots <= 0) return 0.0;
+  if (cal_ && cal_->combine_s_per_slot > 0.0) return cal_->combine_s_per_slot * static_cast<double>(slots);
+  return copy_s(slots * row_bytes_);
+}
+
+double CostModel::sharing(int ranks) const {
+  return units_ > 0.0 ? std::max(1.0, static_cast<double>(ranks) / units_) : 1.0;
 }
 
 double CostModel::first_touch_s(int64_t bytes) const {

@@ -40,6 +40,19 @@ class CostModel {
   /// Copying `bytes` of rows (permute, regroup, combine): bytes / copy
   /// bandwidth (calibrated, else half the memory bandwidth) + 1 launch.
   double copy_s(int64_t bytes) const;
+  /// The dispatch's permute of `slots` kept local slots: the calibrated
+  /// per-slot time (the layer's own stage), else copy_s of their rows.
+  double permute_s(int64_t slots) const;
+  /// The combine's gate-weighted sum over `slots` local slots: calibrated per
+  /// slot, else copy_s of their rows.
+  double combine_s(int64_t slots) const;
+  /// How much slower each of `ranks` ranks of one node runs when they all
+  /// compute at once: ranks / compute_units when the calibration measured
+  /// fewer units than ranks (ranks share cores), else 1.
+  double sharing(int ranks) const;
+  /// The calibrated compute units per node (0: one per rank).
+  double compute_units() const { return units_; }
+  int ranks_per_node() const { return ranks_per_node_; }
   /// Growing a workspace to `bytes` (the runtime's buffers only grow, shared
   /// by every layer and policy of the run): a fresh allocation whose pages
   /// fault on their first write, bytes / first_touch_bandwidth (calibrated;
@@ -72,7 +85,7 @@ class CostModel {
   const ShapeCalibration* cal_ = nullptr;
   int num_ranks_ = 1, ranks_per_node_ = 1;
   int64_t element_bytes_ = 4, row_bytes_ = 0, expert_bytes_ = 0;
-  double peak_ = 0.0, copy_bw_ = 0.0, touch_bw_ = 0.0;
+  double peak_ = 0.0, copy_bw_ = 0.0, touch_bw_ = 0.0, units_ = 0.0;
   LinkModel intra_, inter_, p2p_intra_;
 };
 

@@ -86,6 +86,8 @@ ShapeCalibration shape_calibration(const json& j, const std::string& what, const
   }
   s.route_s_per_token = number(j, "route_s_per_token", what, p, true);
   s.layout_s_per_slot = number(j, "layout_s_per_slot", what, p, true);
+  if (j.contains("permute_s_per_slot")) s.permute_s_per_slot = number(j, "permute_s_per_slot", what, p, true);
+  if (j.contains("combine_s_per_slot")) s.combine_s_per_slot = number(j, "combine_s_per_slot", what, p, true);
   return s;
 }
 
@@ -98,6 +100,10 @@ Calibration calibration(const json& j, const std::string& what) {
   c.date = text(j, "date", what, p);
   c.copy_bandwidth = number(j, "copy_bandwidth", what, p, true);
   if (j.contains("first_touch_bandwidth")) c.first_touch_bandwidth = number(j, "first_touch_bandwidth", what, p, true);
+  if (j.contains("compute_units")) {
+    c.compute_units = number(j, "compute_units", what, p, true);
+    if (c.compute_units > 0.0 && c.compute_units < 1.0) bad(what, p + "compute_units", "must be 0 or >= 1");
+  }
   if (j.contains("alltoall")) c.alltoall = link(j, "alltoall", what, p);
   if (j.contains("p2p")) c.p2p = link(j, "p2p", what, p);
   if (j.contains("shapes")) {
@@ -176,19 +182,24 @@ std::string machine_json(const Machine& m) {
   if (m.calibration) {
     const Calibration& c = *m.calibration;
     json shapes = json::array();
-    for (const auto& s : c.shapes)
-      shapes.push_back({{"hidden", s.hidden},
-                        {"ffn", s.ffn},
-                        {"experts", s.experts},
-                        {"top_k", s.top_k},
-                        {"activation", activation_name(s.activation)},
-                        {"rows", s.rows},
-                        {"seconds", s.seconds},
-                        {"route_s_per_token", s.route_s_per_token},
-                        {"layout_s_per_slot", s.layout_s_per_slot}});
+    for (const auto& s : c.shapes) {
+      json sj = {{"hidden", s.hidden},
+                 {"ffn", s.ffn},
+                 {"experts", s.experts},
+                 {"top_k", s.top_k},
+                 {"activation", activation_name(s.activation)},
+                 {"rows", s.rows},
+                 {"seconds", s.seconds},
+                 {"route_s_per_token", s.route_s_per_token},
+                 {"layout_s_per_slot", s.layout_s_per_slot}};
+      if (s.permute_s_per_slot > 0.0) sj["permute_s_per_slot"] = s.permute_s_per_slot;
+      if (s.combine_s_per_slot > 0.0) sj["combine_s_per_slot"] = s.combine_s_per_slot;
+      shapes.push_back(sj);
+    }
     json cj = {{"dtype", c.dtype}, {"ranks", c.ranks}, {"host", c.host},
                {"date", c.date},   {"shapes", shapes}, {"copy_bandwidth", c.copy_bandwidth}};
     if (c.first_touch_bandwidth > 0.0) cj["first_touch_bandwidth"] = c.first_touch_bandwidth;
+    if (c.compute_units > 0.0) cj["compute_units"] = c.compute_units;
     if (c.alltoall) cj["alltoall"] = link_json(*c.alltoall);
     if (c.p2p) cj["p2p"] = link_json(*c.p2p);
     j["calibration"] = cj;

@@ -27,18 +27,24 @@ struct LinkModel {
 struct ShapeCalibration {
   int hidden = 0, ffn = 0, experts = 0, top_k = 0;
   Activation activation = Activation::SwiGLU;
-  std::vector<int64_t> rows;     // expert-block rows, ascending
-  std::vector<double> seconds;   // one expert block (gate/up GEMM, activation, down GEMM) of that many rows
-  double route_s_per_token = 0;  // the router (logits GEMM, top-K, gates) per token
-  double layout_s_per_slot = 0;  // planning a rank's slots: dispatch and exchange layout per local slot
+  std::vector<int64_t> rows;      // expert-block rows, ascending
+  std::vector<double> seconds;    // one expert block (gate/up GEMM, activation, down GEMM) of that many rows
+  double route_s_per_token = 0;   // the router (logits GEMM, top-K, gates) per token
+  double layout_s_per_slot = 0;   // the plan stage per local slot: counts, plan, dispatch and exchange layout
+  double permute_s_per_slot = 0;  // the dispatch's permute per kept local slot (0: row-copy model)
+  double combine_s_per_slot = 0;  // the combine's gate-weighted sum per local slot (0: row-copy model)
   bool operator==(const ShapeCalibration&) const = default;
 };
 
 struct Calibration {
   std::string dtype = "fp32";  // what the tables were measured in
   int ranks = 1;               // ranks that ran concurrently on the node while measuring
-  std::string host;            // where it was measured
-  std::string date;            // ISO 8601
+  // How many of a node's ranks compute at full speed at once (ranks x t_alone
+  // / t_together of one expert block); 0: not measured, every rank has its
+  // own core or GPU. The tables hold one rank's times alone.
+  double compute_units = 0.0;
+  std::string host;  // where it was measured
+  std::string date;  // ISO 8601
   std::vector<ShapeCalibration> shapes;
   double copy_bandwidth = 0.0;         // bytes/s of row copies (gather/scatter/combine); 0: not measured
   double first_touch_bandwidth = 0.0;  // bytes/s of first writes to a freshly allocated buffer; 0: not modelled

@@ -26,6 +26,54 @@ std::string validate_simulation_config(const SimulationConfig& c) {
 
 namespace {
 int64_t max2(int64_t a, int64_t b) { return std::max(a, b); }
+
+// Processor sharing among the ranks of one node: rank i starts at start[i]
+// and needs demand[i] seconds of one compute unit; while k ranks compute,
+// each runs at min(1, units / k). Returns when each finishes (units <= 0:
+// every rank at full speed).
+std::vector<double> shared_finish(const std::vector<double>& start, const std::vector<double>& demand, double units) {
+  const size_t n = start.size();
+  std::vector<double> finish(n), left(demand);
+  std::vector<char> done(n, 0);
+  size_t remaining = 0;
+  for (size_t i = 0; i < n; ++i) {
+    finish[i] = start[i] + demand[i];
+    if (demand[i] > 0.0)
+      ++remaining;
+    else
+      done[i] = 1;
+  }
+  if (units <= 0.0) return finish;
+  double t = 0.0;
+  bool first = true;
+  for (size_t i = 0; i < n; ++i)
+    if (!done[i]) t = first ? start[i] : std::min(t, start[i]), first = false;
+  while (remaining > 0) {
+    size_t k = 0;
+    double next = 1e300;
+    for (size_t i = 0; i < n; ++i) {
+      if (done[i]) continue;
+      if (start[i] <= t)
+        ++k;
+      else
+        next = std::min(next, start[i]);
+    }
+    const double rate = k > 0 ? std::min(1.0, units / static_cast<double>(k)) : 0.0;
+    for (size_t i = 0; i < n; ++i)
+      if (!done[i] && start[i] <= t) next = std::min(next, t + left[i] / rate);
+    for (size_t i = 0; i < n; ++i) {
+      if (done[i] || start[i] > t) continue;
+      left[i] -= (next - t) * rate;
+      if (left[i] <= 1e-12 * demand[i]) {
+        done[i] = 1;
+        finish[i] = next;
+        --remaining;
+      }
+    }
+    t = next;
+  }
+  return finish;
+}
 }  // namespace
 
 std::vector<StepRecord> simulate_layer_step(const CostModel& cost, const LoadMatrix& loads, const WorkSplit& split,
@@ -33,7 +81,8 @@ std::vector<StepRecord> simulate_layer_step(const CostModel& cost, const LoadMat
   const int P = split.num_ranks, N = loads.num_experts;
   const int64_t row = cost.row_bytes();
   std::vector<StepRecord> rec(static_cast<size_t>(P));
-  std::vector<double> route(P), plan_end(P), arrive(P), a2a(P), weights_end(P), compute(P), compute_end(P);
+  std::vector<double> route(P), route_busy(P), plan_end(P), arrive(P), a2a(P), weights_end(P), compute(P),
+      compute_end(P);
   for (int r = 0; r < P; ++r) {
     StepRecord& s = rec[static_cast<size_t>(r)];
     int64_t routed = 0;
@@ -52,21 +101,31 @@ std::vector<StepRecord> simulate_layer_step(const CostModel& cost, const LoadMat
     s.bytes_weights_recv = tr.weight_recv_intra[i] + tr.weight_recv_inter[i];
     s.bytes_weights_sent_inter_node = tr.weight_send_inter[i];
   }
+  // Ranks of one node that share its compute units: every rank routes,
+  // plans, permutes and combines at about the same time, so each of those
+  // stages runs `shared` times slower than alone; the expert compute, which
+  // starts and ends at different times, shares the units rank by rank.
+  const int rpn = std::max(1, cost.ranks_per_node());
+  auto on_node = [&](int r) { return std::min(rpn, P - r / rpn * rpn); };
   // Route, then the all-gather of the counts: every rank waits for the slowest.
   double routed_all = 0.0;
   for (int r = 0; r < P; ++r) {
-    route[r] = cost.route_s(rec[r].slots_routed / cost.top_k());
+    route_busy[r] = cost.route_s(rec[r].slots_routed / cost.top_k());
+    route[r] = route_busy[r] * cost.sharing(on_node(r));
     routed_all = std::max(routed_all, route[r]);
   }
   const double gathered = routed_all + cost.allgather_s(int64_t{P} * N * static_cast<int64_t>(sizeof(int64_t)));
   // Plan and lay out (local), permute (local), then the dispatch all-to-all.
   double arrive_all = 0.0, a2a_all = 0.0;
-  std::vector<double> layout(P), permute(P);
+  std::vector<double> layout(P), permute(P), layout_busy(P), permute_busy(P);
   for (int r = 0; r < P; ++r) {
     const size_t i = static_cast<size_t>(r);
-    layout[i] = cost.layout_s(rec[i].slots_routed);
+    const double shared = cost.sharing(on_node(r));
+    layout_busy[i] = cost.layout_s(rec[i].slots_routed);
+    layout[i] = layout_busy[i] * shared;
     plan_end[i] = gathered + layout[i];
-    permute[i] = cost.copy_s(split.kept_rows(r) * row) + (growth ? growth->dispatch_s[i] : 0.0);
+    permute_busy[i] = cost.permute_s(split.kept_rows(r)) + (growth ? growth->dispatch_s[i] : 0.0);
+    permute[i] = permute_busy[i] * shared;
     arrive[i] = plan_end[i] + permute[i];
     a2a[i] = cost.alltoall_s(max2(tr.token_send_intra[i], tr.token_recv_intra[i]),
                              max2(tr.token_send_inter[i], tr.token_recv_inter[i]));
@@ -91,26 +150,35 @@ std::vector<StepRecord> simulate_layer_step(const CostModel& cost, const LoadMat
     for (const RankBlock& b : w.blocks) c += cost.block_s(b.slots);
     if (growth) c += growth->compute_s[i];
     compute[i] = c;
-    compute_end[i] = weights_end[i] + c;
-    compute_all = std::max(compute_all, compute_end[i]);
+  }
+  for (int first = 0; first < P; first += rpn) {
+    const int n = std::min(rpn, P - first);
+    const std::vector<double> start(weights_end.begin() + first, weights_end.begin() + first + n);
+    const std::vector<double> demand(compute.begin() + first, compute.begin() + first + n);
+    const std::vector<double> end = shared_finish(start, demand, cost.compute_units());
+    for (int j = 0; j < n; ++j) {
+      compute_end[static_cast<size_t>(first + j)] = end[static_cast<size_t>(j)];
+      compute_all = std::max(compute_all, end[static_cast<size_t>(j)]);
+    }
   }
   // Combine: the reverse all-to-all, then the gate-weighted sum (local).
   const double returned = compute_all + a2a_all;
   for (int r = 0; r < P; ++r) {
     const size_t i = static_cast<size_t>(r);
-    const double combine_local = cost.copy_s(rec[i].slots_routed * row);
+    const double combine_busy = cost.combine_s(rec[i].slots_routed);
+    const double combine_local = combine_busy * cost.sharing(on_node(r));
     PhaseTimes& T = rec[i].times;
     auto set = [&](Phase p, double start, double wall, double busy) {
       T.wall_of(p) = wall;
       T.busy_of(p) = busy;
       T.mark_start(p, t0 + start);
     };
-    set(Phase::Route, 0.0, route[i], route[i]);
-    set(Phase::Plan, route[i], plan_end[i] - route[i], layout[i]);
-    set(Phase::Dispatch, plan_end[i], dispatch_end - plan_end[i], permute[i]);
+    set(Phase::Route, 0.0, route[i], route_busy[i]);
+    set(Phase::Plan, route[i], plan_end[i] - route[i], layout_busy[i]);
+    set(Phase::Dispatch, plan_end[i], dispatch_end - plan_end[i], permute_busy[i]);
     set(Phase::Weights, dispatch_end, weights_end[i] - dispatch_end, 0.0);
-    set(Phase::Compute, weights_end[i], compute[i], compute[i]);
-    set(Phase::Combine, compute_end[i], returned - compute_end[i] + combine_local, combine_local);
+    set(Phase::Compute, weights_end[i], compute_end[i] - weights_end[i], compute[i]);
+    set(Phase::Combine, compute_end[i], returned - compute_end[i] + combine_local, combine_busy);
   }
   return rec;
 }

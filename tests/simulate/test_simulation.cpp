@@ -223,6 +223,11 @@ TEST(Machine, BuiltinsAndCalibrationsRoundTripThroughJson) {
   EXPECT_EQ(machine_json(m).find("first_touch_bandwidth"), std::string::npos);
   m.calibration->first_touch_bandwidth = 5e8;
   EXPECT_EQ(parse_machine(machine_json(m), "round trip"), m);
+  // So are compute_units and the layer stages' per-slot times.
+  m.calibration->compute_units = 2.5;
+  m.calibration->shapes[0].permute_s_per_slot = 3e-8;
+  m.calibration->shapes[0].combine_s_per_slot = 4e-8;
+  EXPECT_EQ(parse_machine(machine_json(m), "round trip"), m);
 }
 
 TEST(Simulation, WorkspacesGrowOnceAndChargeTheirFirstTouch) {
@@ -255,6 +260,69 @@ TEST(Simulation, WorkspacesGrowOnceAndChargeTheirFirstTouch) {
   EXPECT_EQ(again.dispatch_s[0] + again.dispatch_s[1] + again.compute_s[0] + again.compute_s[1], 0.0);
 }
 
+TEST(CostModel, LayerStagesAndSharingFromTheCalibration) {
+  Machine m = toy_machine();
+  Calibration cal;
+  const ModelShape shape = toy_shape();
+  cal.shapes.push_back(
+      {shape.hidden, shape.ffn, shape.num_experts, shape.top_k, shape.activation, {1}, {1.0}, 0.0, 0.25, 0.5, 2.0});
+  cal.copy_bandwidth = 16.0;  // bytes/s; a row is 16 bytes
+  m.calibration = cal;
+  const CostModel c(m, shape, "fp32", 4, 4);
+  EXPECT_DOUBLE_EQ(c.layout_s(8), 2.0);
+  EXPECT_DOUBLE_EQ(c.permute_s(8), 4.0);
+  EXPECT_DOUBLE_EQ(c.combine_s(8), 16.0);
+  EXPECT_EQ(c.sharing(4), 1.0);  // compute_units not measured: a unit per rank
+  // Not calibrated: the row-copy model (8 rows of 16 bytes at 16 bytes/s + a launch).
+  m.calibration->shapes[0].permute_s_per_slot = m.calibration->shapes[0].combine_s_per_slot = 0.0;
+  m.calibration->compute_units = 2.0;
+  const CostModel u(m, shape, "fp32", 4, 4);
+  EXPECT_DOUBLE_EQ(u.permute_s(8), 8.0 + 1e-6);
+  EXPECT_DOUBLE_EQ(u.combine_s(8), 8.0 + 1e-6);
+  EXPECT_DOUBLE_EQ(u.sharing(4), 2.0);  // 4 ranks on 2 units
+  EXPECT_DOUBLE_EQ(u.sharing(2), 1.0);
+  EXPECT_DOUBLE_EQ(u.sharing(1), 1.0);
+}
+
+TEST(Simulation, RanksSharingComputeUnitsFinishByProcessorSharing) {
+  Machine m = toy_machine();
+  m.launch_overhead_s = 0.0;
+  Calibration cal;
+  const ModelShape shape = toy_shape();
+  cal.shapes.push_back(
+      {shape.hidden, shape.ffn, shape.num_experts, shape.top_k, shape.activation, {1, 4}, {1.0, 2.0}, 0.25, 0.0});
+  cal.copy_bandwidth = 1e12;
+  m.calibration = cal;
+  // Two ranks, EP, every row local: rank 0 one row of expert 0 (1 s alone),
+  // rank 1 four rows of expert 5 (2 s alone).
+  LoadMatrix loads(2, 8);
+  loads.at(0, 0) = 1;
+  loads.at(1, 5) = 4;
+  const Plan plan = make_policy("ep", PolicyParams{})->plan(loads, 2);
+  const WorkSplit split = split_work(plan, SlotOrderMap(loads));
+  const NodeTraffic tr = node_traffic(split, {}, 2, 16, 384);
+  auto compute_walls = [&](double units) {
+    m.calibration->compute_units = units;
+    const CostModel c(m, shape, "fp32", 2, 2);
+    std::vector<StepRecord> rec = simulate_layer_step(c, loads, split, tr, 0.0, nullptr);
+    EXPECT_DOUBLE_EQ(rec[0].times.busy_of(Phase::Compute), 1.0);
+    EXPECT_DOUBLE_EQ(rec[1].times.busy_of(Phase::Compute), 2.0);
+    // Routing (0.25 s per token; rank 1 routes 2 tokens) is shared too: wall
+    // = busy x ranks / units, busy (CPU time) unchanged.
+    EXPECT_DOUBLE_EQ(rec[1].times.busy_of(Phase::Route), 0.5);
+    EXPECT_DOUBLE_EQ(rec[1].times.wall_of(Phase::Route), units > 0.0 ? 0.5 * 2.0 / units : 0.5);
+    return std::pair{rec[0].times.wall_of(Phase::Compute), rec[1].times.wall_of(Phase::Compute)};
+  };
+  // A unit per rank: each alone.
+  EXPECT_EQ(compute_walls(0.0), std::pair(1.0, 2.0));
+  EXPECT_EQ(compute_walls(2.0), std::pair(1.0, 2.0));
+  // One unit: both at half speed until rank 0 is done (t = 2), then rank 1's
+  // last second at full speed (t = 3).
+  const auto [w0, w1] = compute_walls(1.0);
+  EXPECT_NEAR(w0, 2.0, 1e-12);
+  EXPECT_NEAR(w1, 3.0, 1e-12);
+}
+
 TEST(Machine, BadDescriptionsNameTheField) {
   const std::string good = machine_json(toy_machine());
   auto refuse = [&](const std::string& text, const std::string& field) {
@@ -273,6 +341,12 @@ TEST(Machine, BadDescriptionsNameTheField) {
   std::string neg = good;
   neg.replace(neg.find("\"ranks_per_node\": 2"), 19, "\"ranks_per_node\": 0");
   refuse(neg, "ranks_per_node");
+  Machine units = toy_machine();
+  units.calibration = Calibration{};
+  units.calibration->compute_units = 1.5;
+  std::string half = machine_json(units);
+  half.replace(half.find("\"compute_units\": 1.5"), 20, "\"compute_units\": 0.5");
+  refuse(half, "calibration.compute_units");
   EXPECT_THROW(load_machine("no-such-machine"), std::invalid_argument);
 }
 
