@@ -14,7 +14,9 @@
 #include "comm/CommFactory.hpp"
 #include "runtime/common/Errors.hpp"
 #include "runtime/common/OutputFiles.hpp"
+#include "runtime/io/LayerDump.hpp"
 #include "runtime/io/TraceReader.hpp"
+#include "version.hpp"
 
 namespace moe::app {
 
@@ -31,6 +33,7 @@ struct CompareOptions {
   bool check = false, quiet = false;
   std::string json_path;
   std::string timeline_path;
+  std::string dump_path;
   std::string comm = "mpi";
   double mem_budget_mib = 0.0;
   int64_t ffn_tile_rows = 0;
@@ -87,6 +90,15 @@ void add_common(CLI::App* cmd, CompareOptions& o) {
                   "Write an HDF5 timeline to this file: one row per (policy, step, layer, rank), flushed as each "
                   "completes (docs/timeline-format.md; plot with tools/plot_timeline.py)")
       ->group("Output");
+  cmd->add_option("--dump", o.dump_path,
+                  "Write one layer to this HDF5 file so that it can be recomputed outside moe-ep (docs/dump.md; "
+                  "check it with tools/check_dump.py): for the first measured step and layer, every rank's tokens "
+                  "(rows in rank order), the router weights, every expert's weights and biases (as the ranks hold "
+                  "them), and per policy the chosen expert ids, gate weights, keep flags (0 where the capacity "
+                  "policy dropped a slot) and the output; gathered on rank 0 and written when the run ends, to a "
+                  "new file renamed over this one. Meant for small shapes: a run whose dump would exceed " +
+                      std::to_string(kLayerDumpMaxBytes >> 20) + " MiB is refused")
+      ->group("Output");
 }
 
 RunConfig to_run_config(const CompareOptions& o, int num_ranks) {
@@ -111,6 +123,13 @@ RunConfig to_run_config(const CompareOptions& o, int num_ranks) {
   c.mem_budget_mib = o.mem_budget_mib;
   c.layer.ffn_tile_rows = o.ffn_tile_rows;
   if (auto why = validate_run_config(c, num_ranks); !why.empty()) throw InputError(why);
+  c.dump = !o.dump_path.empty();
+  if (c.dump) {
+    int64_t total = 0;
+    for (int r = 0; r < num_ranks; ++r) total += c.tokens_on(r);
+    if (auto why = layer_dump_limit_reason(c.shape, total, static_cast<int>(c.policies.size())); !why.empty())
+      throw InputError(why);
+  }
   // Sizes before anything is allocated: overflow first (the same on every
   // rank), the memory limit in check_sizes_collectively.
   check_run_sizes(c, num_ranks, MemoryLimit{}, MemoryLimit{});
@@ -163,9 +182,11 @@ void check_outputs(const CompareOptions& o, const RunConfig& cfg, Communicator& 
       named.emplace_back("--scenario trace:", cfg.scenario.trace_path);
     if (!o.json_path.empty()) named.emplace_back("--json", o.json_path);
     if (!o.timeline_path.empty()) named.emplace_back("--timeline", o.timeline_path);
+    if (!o.dump_path.empty()) named.emplace_back("--dump", o.dump_path);
     why = check_distinct(named);
     if (why.empty() && !o.json_path.empty()) why = check_output_path(o.json_path, "--json");
     if (why.empty() && !o.timeline_path.empty()) why = check_output_path(o.timeline_path, "--timeline");
+    if (why.empty() && !o.dump_path.empty()) why = check_output_path(o.dump_path, "--dump");
   }
   if (comm.allreduce_sum(why.empty() ? 0 : 1) > 0) throw InputError(why.empty() ? "output refused on rank 0" : why);
 }
@@ -212,6 +233,18 @@ int run_compare(const CompareOptions& o) {
     if (!o.json_path.empty()) {
       try {
         write_file_atomically(o.json_path, result_json(cfg, result).dump(2) + "\n", "--json");
+      } catch (const OutputError& e) {
+        error = e.what();
+      }
+    }
+    if (result.dump && error.empty()) {
+      result.dump->tool_version = MOE_EP_VERSION;
+      ComparisonResult empty;
+      empty.num_ranks = comm->size();
+      result.dump->config_json = result_json(cfg, empty)["config"].dump();
+      result.dump->policy_params_json = policy_params_json(cfg.params).dump();
+      try {
+        write_layer_dump(o.dump_path, *result.dump, "--dump");
       } catch (const OutputError& e) {
         error = e.what();
       }

@@ -228,6 +228,7 @@ class ComparisonRun {
     ref_ = ReferenceData{};
     x_all_.clear();
     if (cfg_.check) comm_.gatherv(to_doubles_host(x_.view()), x_all_);
+    if (dumping(step, layer)) begin_dump(layer);
   }
 
   void run_policy(size_t pi, int step, int layer) {
@@ -250,6 +251,7 @@ class ComparisonRun {
     const std::vector<StepRecord> per_rank = gather_records(rec);
     accumulate_step(pr, per_rank, cfg_.shape.expert_weight_bytes());
     if (cfg_.check) check(pr, layer, trace);
+    if (dumping(step, layer)) dump_policy(pi, trace);
     if (observer_ && me_ == 0) observer_(pr.name, step, layer, per_rank, trace.loads);
   }
 
@@ -293,6 +295,85 @@ class ComparisonRun {
     const auto ref_kept = reference_combine(ref_.slot_outputs, total_tokens_, K, D, keep);
     pr.max_rel_err = worse_error(pr.max_rel_err.value_or(0.0), max_relative_error(out_all, ref_kept));
     pr.max_rel_err_full = worse_error(pr.max_rel_err_full.value_or(0.0), max_relative_error(out_all, ref_full));
+  }
+
+  // --dump (docs/dump.md): the first measured (step, layer).
+  bool dumping(int step, int layer) const { return cfg_.dump && step == 0 && layer == 0; }
+
+  // --dump, collective: every rank's tokens and native experts' weights (as
+  // the layer holds them) to rank 0, which makes the router's weights with the
+  // runtime's own Router; each policy is "oom" until dump_policy fills it.
+  void begin_dump(int layer) {
+    const ModelShape& s = cfg_.shape;
+    const ExpertStore& store = layers_[layer]->experts();
+    const int64_t pf = store.packed_floats(), D = s.hidden, H = s.ffn;
+    std::vector<double> mine, packed, tokens;
+    std::vector<float> buf(static_cast<size_t>(pf));
+    const Kokkos::View<float**, Kokkos::LayoutRight, Kokkos::HostSpace, Kokkos::MemoryTraits<Kokkos::Unmanaged>> host(
+        buf.data(), 1, buf.size());
+    for (int e = 0; e < s.num_experts; ++e)
+      if (store.is_native(e)) {
+        Kokkos::deep_copy(host, ConstUnmanagedMatrix(store.packed(e), 1, buf.size()));
+        mine.insert(mine.end(), buf.begin(), buf.end());
+      }
+    comm_.gatherv(to_doubles_host(x_.view()), tokens);
+    comm_.gatherv(mine, packed);  // native experts are consecutive by rank: expert order
+    if (me_ != 0) return;
+    LayerDump& d = result_.dump.emplace();
+    d.shape = s;
+    for (int r = 0; r < P_; ++r) d.tokens_per_rank.push_back(cfg_.tokens_on(r));
+    d.seed = cfg_.seed;
+    d.layer = layer;
+    d.scenario = cfg_.scenario.text;
+    d.routing = cfg_.scenario.kind == ScenarioSpec::Kind::Router  ? "router"
+                : cfg_.scenario.kind == ScenarioSpec::Kind::Trace ? "trace"
+                                                                  : "scenario";
+    d.tokens = std::move(tokens);
+    MemoryTracker scratch;  // not the run's: its peak bytes stay the layer's
+    d.router_weights = to_doubles_host(Router(s, layer, cfg_.seed, {}, scratch).weights());
+    const int64_t N = s.num_experts;
+    if (static_cast<int64_t>(packed.size()) != N * pf)
+      throw std::logic_error("--dump: gathered " + std::to_string(packed.size()) + " expert weights, expected " +
+                             std::to_string(N * pf));
+    d.w_gu.reserve(static_cast<size_t>(N * D * 2 * H));
+    d.w_d.reserve(static_cast<size_t>(N * H * D));
+    d.b_gu.assign(static_cast<size_t>(N * 2 * H), 0.0);  // zero for SwiGLU (packed without biases)
+    d.b_d.assign(static_cast<size_t>(N * D), 0.0);
+    for (int64_t e = 0; e < N; ++e) {
+      const auto p = packed.begin() + e * pf;  // [W_gu (D x 2H) | W_d (H x D) | b_gu (2H) | b_d (D)]
+      d.w_gu.insert(d.w_gu.end(), p, p + D * 2 * H);
+      d.w_d.insert(d.w_d.end(), p + D * 2 * H, p + D * 3 * H);
+      if (s.activation == Activation::GptOss) {
+        std::copy(p + D * 3 * H, p + D * 3 * H + 2 * H, d.b_gu.begin() + e * 2 * H);
+        std::copy(p + D * 3 * H + 2 * H, p + pf, d.b_d.begin() + e * D);
+      }
+    }
+    for (const auto& pol : policies_) {
+      d.policies.emplace_back();
+      d.policies.back().name = pol->name();
+      d.policies.back().exact = pol->exact();
+    }
+  }
+
+  // --dump, collective: one executed policy's routing, keep flags and output to rank 0.
+  void dump_policy(size_t pi, const StepTrace& trace) {
+    std::vector<double> ids_d(trace.routing.expert_ids.begin(), trace.routing.expert_ids.end());
+    auto gates_h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), trace.routing.gates);
+    std::vector<double> gates_d(gates_h.data(), gates_h.data() + gates_h.extent(0));
+    std::vector<double> keep_d(trace.slot_row.size());
+    for (size_t s = 0; s < keep_d.size(); ++s) keep_d[s] = trace.slot_row[s] >= 0 ? 1.0 : 0.0;
+    std::vector<double> ids_all, gates_all, keep_all, out_all;
+    comm_.gatherv(ids_d, ids_all);
+    comm_.gatherv(gates_d, gates_all);
+    comm_.gatherv(keep_d, keep_all);
+    comm_.gatherv(to_doubles_host(out_.view()), out_all);
+    if (me_ != 0) return;
+    PolicyDump& p = result_.dump->policies[pi];
+    p.status = "ok";
+    p.expert_ids.assign(ids_all.begin(), ids_all.end());
+    p.gates = std::move(gates_all);
+    p.kept.assign(keep_all.begin(), keep_all.end());
+    p.output = std::move(out_all);
   }
 
   // Rank 0's reference for one (step, layer): per-slot outputs over all ranks' tokens.

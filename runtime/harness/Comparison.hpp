@@ -14,6 +14,7 @@
 #include "policies/Plan.hpp"
 #include "policies/Policy.hpp"
 #include "runtime/common/ModelConfig.hpp"
+#include "runtime/io/LayerDump.hpp"
 #include "runtime/layer/MoeLayer.hpp"
 #include "runtime/layer/StepRecord.hpp"
 #include "runtime/workload/Scenario.hpp"
@@ -30,6 +31,7 @@ struct RunConfig {
   int layers = 1;
   int warmup = 1;  // untimed steps per policy before measuring
   bool check = false;
+  bool dump = false;            // --dump: gather the first measured (step, layer) on rank 0 (ComparisonResult::dump)
   bool quiet = false;           // no progress on stderr
   double mem_budget_mib = 0.0;  // per-rank budget of the runtime's buffers; 0 = none
   PolicyParams params;
@@ -99,6 +101,9 @@ struct ComparisonResult {
   std::vector<int> node_of_rank;       // from the communicator (shared-memory split)
   int ranks_per_node = 0;              // the most ranks on one node
   std::vector<PolicyResult> policies;
+  /// With RunConfig::dump, on rank 0: step 0, layer 0's inputs, weights and
+  /// every policy's routing and output (docs/dump.md); written by the caller.
+  std::optional<LayerDump> dump;
   /// Fastest exact policy that completed (empty when none).
   std::string fastest_exact() const;
 };
