@@ -326,9 +326,10 @@ Machine calibrate(const CalibrateConfig& cfg, Communicator& comm, const Calibrat
   m.inter_node = m.intra_node;
   m.description = "calibrated by moe-ep calibrate on " + hosts.front() + " with " + std::to_string(P) + " rank(s)";
   m.sources = {
-      "calibration: measured by moe-ep calibrate (the runtime's expert_ffn, router, dispatch layout, "
-      "gather_rows and communicator, all ranks at once); peak_flops and memory_bandwidth derived from it; "
-      "inter_node: not measured (one node), set equal to intra_node"};
+      "calibration: measured by moe-ep calibrate (the runtime's expert_ffn, router and gather_rows on rank 0 "
+      "alone, compute_units from every rank at once, the layer's own plan, permute and combine stages, the "
+      "communicator); peak_flops and memory_bandwidth derived from it; inter_node: not measured (one node), set "
+      "equal to intra_node"};
   cal.dtype = "fp32";
   cal.ranks = P;
   cal.compute_units = compute_units;
