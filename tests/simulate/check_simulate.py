@@ -12,7 +12,8 @@ agreement: calibrate on 2 ranks (small preset), compare on 2 ranks, simulate
            validation table).
 more:      cheap cases in one go: a trace written by `moe-ep trace` on 2 ranks
            re-sampled to 8 simulated ranks; calibrate on 4 ranks (tiny grid)
-           and simulate with it; tools/scale_study.py --quick.
+           and simulate with it; tools/scale_study.py --quick;
+           tools/validate_simulate.sh on a tiny shape (compare and emulate rows).
 """
 import argparse
 import json
@@ -144,9 +145,24 @@ def more(a):
     s = json.load(open(sim))
     assert "4 rank(s)" in s["simulation"]["compute"], s["simulation"]
     assert all(p["wall_s"] > 0 for p in s["policies"])
+    # 4 ranks share the cores they are given: at least one unit, at most one each.
+    assert 1.0 <= c["calibration"]["compute_units"] <= 4.0, c["calibration"]
+    stages = c["calibration"]["shapes"][0]
+    assert stages["permute_s_per_slot"] > 0 and stages["combine_s_per_slot"] > 0, stages
     print("calibrate on 4 ranks: ok")
     run([sys.executable, os.path.join(a.repo, "tools", "scale_study.py"), "--moe-ep", a.moe_ep, "--quick"])
     print("scale_study --quick: ok")
+    # The validation recipe of docs/simulation.md on a tiny shape: one row per
+    # policy for compare on 2 ranks and for emulate at 2, each with a ratio.
+    env = dict(os.environ, SHAPE="--hidden 16 --ffn 32 --experts 8 --top-k 2",
+               RUN="--steps 1 --layers 1 --tokens 64", EMULATE="2", PYTHON=sys.executable)
+    p = subprocess.run(["bash", os.path.join(a.repo, "tools", "validate_simulate.sh"), a.moe_ep,
+                        os.path.join(a.work, "validate"), "2", "95:1", "1"], capture_output=True, text=True, env=env)
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    rows = [r.split("|")[1:-1] for r in p.stdout.splitlines() if r.startswith("| 2 | 95:1 |")]
+    assert sorted(r[2].strip() for r in rows) == sorted(["ep", "capacity", "llep"] * 2), p.stdout
+    assert all(float(r[5]) > 0 for r in rows), p.stdout
+    print("validate_simulate.sh (tiny): ok")
 
 
 def main():
