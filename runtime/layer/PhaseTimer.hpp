@@ -12,9 +12,28 @@
 
 namespace moe {
 
-enum class Phase { Route, Plan, Dispatch, Weights, Compute, Combine, Count };
+/// The forward's phases, then the backward's (--backward, docs/backward.md):
+/// output-gradient dispatch, expert backward, weight-gradient return,
+/// input-gradient combine and router backward. A forward-only step leaves the
+/// backward phases at zero.
+enum class Phase {
+  Route,
+  Plan,
+  Dispatch,
+  Weights,
+  Compute,
+  Combine,
+  BwdDispatch,
+  BwdCompute,
+  BwdWeights,
+  BwdCombine,
+  BwdRouter,
+  Count
+};
 inline constexpr std::array<const char*, static_cast<size_t>(Phase::Count)> kPhaseNames = {
-    "route", "plan", "dispatch", "weights", "compute", "combine"};
+    "route",        "plan",        "dispatch",    "weights",     "compute",   "combine",
+    "bwd_dispatch", "bwd_compute", "bwd_weights", "bwd_combine", "bwd_router"};
+inline constexpr size_t kForwardPhases = 6;  // Route .. Combine
 
 inline double thread_cpu_seconds() {
   timespec ts{};
