@@ -115,7 +115,7 @@ bool MoeLayer::fit_budget(const PlacementPolicy& policy, const StepBudget& budge
     for (int r = 0; r < comm_.size(); ++r)
       resident_elsewhere.push_back(tracker_.residents().count(st.plan.policy, r, layer_));
   BudgetVerdict v = fit_to_budget(st.plan, policy, st.loads, shape_, budget.num_layers, budget.bytes,
-                                  options_.ffn_tile_rows, resident_elsewhere);
+                                  options_.ffn_tile_rows, resident_elsewhere, options_.backward);
   st.alpha_used = v.alpha_used;
   st.plan = std::move(v.plan);
   if (!v.fits) st.oom_reason = v.reason;
