@@ -42,14 +42,14 @@ std::optional<double> PolicyResult::grad_err_of(std::initializer_list<const char
 }
 
 std::string PolicyResult::grad_worst_tensor() const {
-  std::string name;
+  std::string worst_name;
   double worst = -1.0;
   for (const auto& [n, e] : grad_rel_err)
     if (std::isnan(e) || e > worst) {
-      name = n;
+      worst_name = n;
       worst = std::isnan(e) ? INFINITY : e;
     }
-  return name;
+  return worst_name;
 }
 
 double PolicyResult::mean_busy_s() const {
