@@ -165,6 +165,10 @@ void MoeLayer::start_grad_return(StepState& st) {
       }
   }
   st.grad_incoming = ws_.grad_incoming.lease(static_cast<int64_t>(st.incoming_experts.size()));
+  // The router backward's buffer too: nothing is allocated or freed while the
+  // gradients are in flight (on a GPU a free synchronises the device).
+  st.d_logits =
+      TrackedMatrix(tracker_, "router_logit_grads", st.d_gates.view().extent(0) / shape_.top_k, shape_.num_experts);
   for (size_t i = 0; i < sources.size(); ++i)
     st.grad_recvs.push_back({sources[i], st.incoming_experts[i], nullptr,
                              st.grad_incoming.view().data() + static_cast<int64_t>(i) * experts_.packed_floats(),
@@ -192,17 +196,21 @@ void MoeLayer::router_backward(const Matrix& x, const Matrix& dx, StepState& st)
   PhaseScope wall(st.T(), Phase::BwdRouter);
   {
     BusyScope busy(st.T(), Phase::BwdRouter);
-    TrackedMatrix d_logits(tracker_, "router_logit_grads", x.extent(0), shape_.num_experts);
-    chosen_softmax_backward(st.routing.gates, st.d_gates.view(), st.routing.expert_ids_dev, shape_.top_k,
-                            d_logits.view());
-    gemm_tn(x, d_logits.view(), grad_router_.view());
-    gemm_nt(d_logits.view(), router_.weights(), dx, 1.0f);
+    const UnmanagedMatrix d_logits(st.d_logits.view().data(), x.extent(0), st.d_logits.view().extent(1));
+    chosen_softmax_backward(st.routing.gates, st.d_gates.view(), st.routing.expert_ids_dev, shape_.top_k, d_logits);
+    gemm_tn(x, d_logits, grad_router_.view());
+    gemm_nt(d_logits, router_.weights(), dx, 1.0f);
     ExecSpace().fence();
   }
   if (comm_.size() > 1) {
-    auto host = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), grad_router_.view());
+    // Instance copies and fences only: partial gradients are in flight.
+    const ExecSpace exec;
+    auto host = Kokkos::create_mirror_view(Kokkos::HostSpace(), grad_router_.view());
+    Kokkos::deep_copy(exec, host, grad_router_.view());
+    exec.fence();
     comm_.allreduce_sum_floats(std::span<float>(host.data(), host.span()));
-    Kokkos::deep_copy(grad_router_.view(), host);
+    Kokkos::deep_copy(exec, grad_router_.view(), host);
+    exec.fence();
     st.rec.bytes_router_grad = static_cast<int64_t>(host.span() * sizeof(float));
   }
 }

@@ -37,6 +37,7 @@ struct MoeLayer::StepState {
   Workspace::Lease saved_gu;
   // The backward's own state.
   TrackedVector d_gates;                         // dL/dgate per local slot
+  TrackedMatrix d_logits;                        // dL/dlogits (B x N), allocated before the gradient return starts
   std::map<int, float*> grad_rows;               // foreign expert -> its partial gradient (packed)
   Workspace::Lease grad_foreign, grad_incoming;  // packed gradient rows
   std::vector<int> incoming_experts;             // the expert of each incoming row
