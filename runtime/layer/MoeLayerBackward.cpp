@@ -150,7 +150,10 @@ void MoeLayer::expert_backward(StepState& st) {
 // without a count exchange. One message per (rank, foreign expert), tagged
 // with the expert, the packed layout of the weights.
 void MoeLayer::start_grad_return(StepState& st) {
-  PhaseScope wall(st.T(), Phase::BwdWeights);
+  // Posting is charged to the expert backward's wall time (the forward's
+  // weight transfers are posted outside any phase): bwd_weights is the wait
+  // and the sum, after the combine, so the timeline's phases do not overlap.
+  PhaseScope wall(st.T(), Phase::BwdCompute);
   const int me = comm_.rank(), P = comm_.size(), N = shape_.num_experts;
   const int64_t bytes = experts_.packed_bytes();
   for (const auto& [e, row] : st.grad_rows) st.grad_sends.push_back({native_rank(e, N, P), e, row, nullptr, bytes});

@@ -75,9 +75,12 @@ struct PhaseTimes {
     if (!started[i]) start[i] = t;
     started[i] = true;
   }
-  /// Shifts the start times to seconds since `epoch`.
+  /// Shifts the start times of the phases that ran to seconds since `epoch`
+  /// (a phase that did not run, e.g. the backward's in a forward-only step,
+  /// keeps start 0 and wall 0).
   void rebase_starts(double epoch) {
-    for (double& t : start) t -= epoch;
+    for (size_t i = 0; i < start.size(); ++i)
+      if (started[i]) start[i] -= epoch;
   }
   double wall_total() const;
   double busy_total() const;
