@@ -78,6 +78,37 @@ void print_table(const RunConfig& cfg, const ComparisonResult& res, std::FILE* o
         mib(p.weight_bytes), mib(p.token_bytes_inter_node), mib(p.weight_bytes_inter_node), mib(p.placement_bytes),
         mib(peak), mib(p.max_resident_bytes()), static_cast<long long>(p.dropped_slots), p.dropped_percent(), err);
   }
+  if (cfg.backward()) {
+    // The backward phases (their time is in makespan and mean_busy above).
+    std::fprintf(out, "# backward: %-9s %11s %11s %12s %12s %11s %11s %11s %s\n", "policy", "bwd_busy_s", "bwd_wall_s",
+                 "grad_tok_MiB", "grad_w_MiB", "err_dx", "err_dw_r", "err_expert", "worst");
+    for (const auto& p : res.policies) {
+      if (p.status != "ok") continue;
+      double busy = 0.0, wall = 0.0;
+      // Busiest rank's backward busy time, and its wall time, summed over layer-steps.
+      for (const auto& t : p.rank_totals) {
+        double b = 0.0, w = 0.0;
+        for (size_t ph = kForwardPhases; ph < kPhaseNames.size(); ++ph) {
+          b += t.times.busy[ph];
+          w += t.times.wall[ph];
+        }
+        busy = std::max(busy, b);
+        wall = std::max(wall, w);
+      }
+      auto err = [&p](const std::optional<double>& e) {
+        char buf[32] = "-";
+        if (e && p.executed_steps > 0) std::snprintf(buf, sizeof buf, "%.3e", *e);
+        return std::string(buf);
+      };
+      std::fprintf(out, "# backward: %-9s %11.4f %11.4f %12.2f %12.2f %11s %11s %11s %s\n", p.name.c_str(), busy, wall,
+                   mib(p.grad_token_bytes), mib(p.grad_weight_bytes), err(p.grad_err_input()).c_str(),
+                   err(p.grad_err_router()).c_str(), err(p.grad_err_expert()).c_str(),
+                   p.grad_rel_err.empty() ? "-" : p.grad_worst_tensor().c_str());
+    }
+    std::fprintf(out,
+                 "# backward: busy/wall = the busiest rank's backward phases; err_* = max |got - ref| / max |ref| vs "
+                 "the reference backward with the same slots dropped (err_expert: dW_gu, dW_d, biases, per expert)\n");
+  }
   std::fprintf(out,
                "# makespan = sum over layer-steps of the busiest rank's busy (CPU) time; max/mean = rank slots per "
                "layer-step; speedup = ep makespan / makespan\n");
@@ -161,6 +192,7 @@ nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& res) {
       {"mem_budget_mib", cfg.mem_budget_mib},
       {"ffn_tile_rows", cfg.layer.ffn_tile_rows},
   });
+  if (cfg.backward()) config["backward"] = true;
 
   nlohmann::json policies = nlohmann::json::array();
   for (const auto& p : res.policies) {
@@ -191,6 +223,18 @@ nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& res) {
         {"weight_bytes_inter_node", p.weight_bytes_inter_node},
         {"per_rank", per_rank_json(p.rank_totals)},
     });
+    if (cfg.backward()) {
+      nlohmann::json errs = nlohmann::json::object();
+      for (const auto& [name, e] : p.grad_rel_err) errs[name] = error_json(e, p.executed_steps);
+      auto& j = policies.back();
+      j["grad_rel_err"] = errs;
+      j["grad_err_input"] = error_json(p.grad_err_input(), p.executed_steps);
+      j["grad_err_router"] = error_json(p.grad_err_router(), p.executed_steps);
+      j["grad_err_expert"] = error_json(p.grad_err_expert(), p.executed_steps);
+      j["grad_worst_tensor"] = p.grad_rel_err.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.grad_worst_tensor());
+      j["grad_token_bytes"] = p.grad_token_bytes;
+      j["grad_weight_bytes"] = p.grad_weight_bytes;
+    }
   }
   return {{"config", config},
           {"hostnames", res.hostnames},

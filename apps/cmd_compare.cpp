@@ -30,7 +30,7 @@ struct CompareOptions {
   PolicyParams params;
   std::string policies;
   int steps = 1, layers = 1, warmup = 1;
-  bool check = false, quiet = false;
+  bool check = false, quiet = false, backward = false;
   std::string json_path;
   std::string timeline_path;
   std::string dump_path;
@@ -71,6 +71,11 @@ void add_common(CLI::App* cmd, CompareOptions& o) {
                   "0 = the default, chosen by measurement (docs/performance.md, Expert FFN row tile)")
       ->capture_default_str()
       ->check(at_least(0))
+      ->group("Run");
+  cmd->add_flag("--backward", o.backward,
+                "Training step: every layer-step runs the forward, then the backward of L = <Y, G> (G seeded like "
+                "the tokens) on the same plan; times, bytes, peak memory and makespan cover both "
+                "(docs/backward.md). With --check the gradients are checked too")
       ->group("Run");
   cmd->add_flag("--check", o.check,
                 "Compare every output with the single-process double-precision reference on rank 0 "
@@ -122,6 +127,7 @@ RunConfig to_run_config(const CompareOptions& o, int num_ranks) {
   c.quiet = o.quiet;
   c.mem_budget_mib = o.mem_budget_mib;
   c.layer.ffn_tile_rows = o.ffn_tile_rows;
+  c.layer.backward = o.backward;
   if (auto why = validate_run_config(c, num_ranks); !why.empty()) throw InputError(why);
   c.dump = !o.dump_path.empty();
   if (c.dump) {

@@ -16,6 +16,18 @@ std::vector<int> number_nodes(std::span<const int64_t> key_of_rank) {
   return node;
 }
 
+void Communicator::allreduce_sum_floats(std::span<float> values) {
+  const size_t n = values.size(), P = static_cast<size_t>(size());
+  if (P == 1 || n == 0) return;
+  std::vector<double> mine(values.begin(), values.end()), all(n * P);
+  allgather(mine, all);
+  for (size_t i = 0; i < n; ++i) {
+    double acc = 0.0;
+    for (size_t r = 0; r < P; ++r) acc += all[r * n + i];
+    values[i] = static_cast<float>(acc);
+  }
+}
+
 const std::vector<int>& Communicator::node_of_rank() {
   if (node_of_rank_.empty()) {
     char host[256] = {};

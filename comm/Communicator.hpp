@@ -56,6 +56,11 @@ class Communicator {
   /// Gathers variable-length double arrays to rank 0 (recv is ignored elsewhere).
   virtual void gatherv(std::span<const double> send, std::vector<double>& recv_on_root) = 0;
 
+  /// Sums `values` over all ranks in place (host memory), in double and in
+  /// rank order, so every rank gets the same floats (the backward's router
+  /// weight gradient). Built on allgather: meant for small arrays.
+  void allreduce_sum_floats(std::span<float> values);
+
   virtual double allreduce_max(double v) = 0;
   virtual int64_t allreduce_sum(int64_t v) = 0;
   virtual void barrier() = 0;

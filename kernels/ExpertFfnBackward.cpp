@@ -20,4 +20,22 @@ void swiglu_activation_backward(const ConstUnmanagedMatrix& gu, const float* b_g
       });
 }
 
+void add_column_sums(const ConstUnmanagedMatrix& m, float* out) {
+  const int64_t n = static_cast<int64_t>(m.extent(0));
+  const int64_t cols = static_cast<int64_t>(m.extent(1));
+  if (n == 0 || cols == 0) return;
+  Kokkos::parallel_for(
+      "moe::add_column_sums", Kokkos::RangePolicy<ExecSpace>(0, cols), KOKKOS_LAMBDA(const int64_t j) {
+        float acc = 0.0f;
+        for (int64_t i = 0; i < n; ++i) acc += m(i, j);
+        out[j] += acc;
+      });
+}
+
+void add_to(float* dst, const float* src, int64_t n) {
+  if (n == 0) return;
+  Kokkos::parallel_for(
+      "moe::add_to", Kokkos::RangePolicy<ExecSpace>(0, n), KOKKOS_LAMBDA(const int64_t i) { dst[i] += src[i]; });
+}
+
 }  // namespace moe

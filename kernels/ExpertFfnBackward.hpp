@@ -35,4 +35,10 @@ KOKKOS_INLINE_FUNCTION GateUpGrad activate_gate_up_grad(float g, float u, const 
 void swiglu_activation_backward(const ConstUnmanagedMatrix& gu, const float* b_gu, const ActivationParams& p,
                                 const ConstUnmanagedMatrix& dact, const UnmanagedMatrix& dgu);
 
+/// out[j] += sum over rows i of m(i, j) (a bias gradient; out: device pointer).
+void add_column_sums(const ConstUnmanagedMatrix& m, float* out);
+
+/// dst[i] += src[i] for i < n (device pointers): a partial gradient summed in.
+void add_to(float* dst, const float* src, int64_t n);
+
 }  // namespace moe

@@ -28,7 +28,17 @@ struct SlotOutputs {
 
 /// out(t, :) = sum_k gates(t*K + k) * y(slot t*K + k), the slot's row taken
 /// from y_a where row_a >= 0, else from y_b where row_b >= 0, else zero (a
-/// dropped slot).
+/// dropped slot). An empty `gates` weighs every slot 1 (the backward's
+/// input-gradient combine: the gate is already in the slot's gradient).
 void combine_slots(const SlotOutputs& y, const ConstVector& gates, int top_k, const UnmanagedMatrix& out);
+
+/// The backward's gate-weight gradients: d_gates(t*K + k) = <y(slot), g(t, :)>
+/// with the slot's row found as in combine_slots (0 for a dropped slot).
+void slot_row_dots(const SlotOutputs& y, const ConstUnmanagedMatrix& g, int top_k, const Vector& d_gates);
+
+/// The backward's output-gradient rows: for every slot s = t*K + k with
+/// row(s) >= 0, dst(row(s), :) = gates(s) * g(t, :).
+void scatter_gated_rows(const ConstUnmanagedMatrix& g, const ConstVector& gates, int top_k, const ConstIndexVector& row,
+                        const UnmanagedMatrix& dst);
 
 }  // namespace moe

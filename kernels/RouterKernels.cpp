@@ -51,4 +51,21 @@ void chosen_softmax(const ConstUnmanagedMatrix& logits, const ExpertIdVector& ex
       });
 }
 
+void chosen_softmax_backward(const ConstVector& gates, const ConstVector& d_gates, const ExpertIdVector& expert_ids,
+                             int top_k, const UnmanagedMatrix& d_logits) {
+  const int64_t B = static_cast<int64_t>(d_logits.extent(0));
+  const int64_t N = static_cast<int64_t>(d_logits.extent(1));
+  if (B == 0) return;
+  const int64_t K = top_k;
+  Kokkos::parallel_for(
+      "moe::chosen_softmax_backward", Kokkos::RangePolicy<ExecSpace>(0, B), KOKKOS_LAMBDA(const int64_t t) {
+        for (int64_t e = 0; e < N; ++e) d_logits(t, e) = 0.0f;
+        float mean = 0.0f;
+        for (int64_t k = 0; k < K; ++k) mean += gates(t * K + k) * d_gates(t * K + k);
+        // A token that names one expert twice adds both slots into its one logit.
+        for (int64_t k = 0; k < K; ++k)
+          d_logits(t, expert_ids(t * K + k)) += gates(t * K + k) * (d_gates(t * K + k) - mean);
+      });
+}
+
 }  // namespace moe

@@ -14,4 +14,10 @@ void topk_experts(const ConstUnmanagedMatrix& logits, int top_k, const ExpertIdV
 void chosen_softmax(const ConstUnmanagedMatrix& logits, const ExpertIdVector& expert_ids, int top_k,
                     const Vector& gates);
 
+/// The backward of chosen_softmax (docs/backward.md): for token t,
+/// d_logits(t, e_tk) += gates_tk (d_gates_tk - sum_j gates_tj d_gates_tj),
+/// zero for the experts not chosen (d_logits: B x N, overwritten).
+void chosen_softmax_backward(const ConstVector& gates, const ConstVector& d_gates, const ExpertIdVector& expert_ids,
+                             int top_k, const UnmanagedMatrix& d_logits);
+
 }  // namespace moe

@@ -108,7 +108,7 @@ def convert(rows, names, attrs, source=""):
         row_start = None
         for start, ph, dur in planned:
             if start < end:
-                if measured and ph in measured:
+                if measured and ph in measured and dur > 0:  # a phase that did not run (0 s) is no clock noise
                     clamped += 1
                     max_shift_us = max(max_shift_us, end - start)
                 start = end

@@ -39,15 +39,20 @@ int to_int(int64_t v, const char* what) {
 }
 
 void gemm_ex(cublasHandle_t h, int64_t m, int64_t n, int64_t k, const void* A, int64_t lda, const void* B, int64_t ldb,
-             void* C, int64_t ldc, DType ab, DType c, float alpha, float beta) {
+             void* C, int64_t ldc, DType ab, DType c, float alpha, float beta, bool trans_a = false,
+             bool trans_b = false) {
   if (m == 0 || n == 0) return;
   if (ab == DType::F32 && c != DType::F32)
     throw CudaError("cuBLAS GEMM: fp32 operands need an fp32 result (asked for " + std::string(dtype_name(c)) + ")");
-  // Column-major view: C^T (n x m) = B^T (n x k) * A^T (k x m).
-  const cublasStatus_t s = cublasGemmEx(
-      h, CUBLAS_OP_N, CUBLAS_OP_N, to_int(n, "n"), to_int(m, "m"), to_int(k, "k"), &alpha, B, to_cuda(ab),
-      to_int(std::max<int64_t>(1, ldb), "ldb"), A, to_cuda(ab), to_int(std::max<int64_t>(1, lda), "lda"), &beta, C,
-      to_cuda(c), to_int(std::max<int64_t>(1, ldc), "ldc"), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  // Column-major view: C^T (n x m) = op(B)^T (n x k) * op(A)^T (k x m). A
+  // row-major X read column-major is X^T, so op(X)^T is X read as stored
+  // (CUBLAS_OP_N) when op is the identity and transposed (CUBLAS_OP_T) when
+  // op is the transpose.
+  const cublasStatus_t s =
+      cublasGemmEx(h, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, to_int(n, "n"),
+                   to_int(m, "m"), to_int(k, "k"), &alpha, B, to_cuda(ab), to_int(std::max<int64_t>(1, ldb), "ldb"), A,
+                   to_cuda(ab), to_int(std::max<int64_t>(1, lda), "lda"), &beta, C, to_cuda(c),
+                   to_int(std::max<int64_t>(1, ldc), "ldc"), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   if (s != CUBLAS_STATUS_SUCCESS)
     check_cublas(s, "cublasGemmEx",
                  "m=" + std::to_string(m) + " n=" + std::to_string(n) + " k=" + std::to_string(k) + " " +
@@ -76,7 +81,7 @@ void Blas::gemm(int64_t m, int64_t n, int64_t k, const void* A, int64_t lda, con
 }
 
 void gemm_f32(Stream stream, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* B, int64_t ldb,
-              float* C, int64_t ldc, float beta) {
+              float* C, int64_t ldc, float beta, bool trans_a, bool trans_b) {
   // One handle per thread and device, created on first use and kept for the
   // life of the process (destroying it after the CUDA context is torn down at
   // exit would fail).
@@ -88,7 +93,7 @@ void gemm_f32(Stream stream, int64_t m, int64_t n, int64_t k, const float* A, in
     check_cublas(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
   }
   check_cublas(cublasSetStream(h, stream), "cublasSetStream");
-  gemm_ex(h, m, n, k, A, lda, B, ldb, C, ldc, DType::F32, DType::F32, 1.0f, beta);
+  gemm_ex(h, m, n, k, A, lda, B, ldb, C, ldc, DType::F32, DType::F32, 1.0f, beta, trans_a, trans_b);
 }
 
 }  // namespace moe::cuda

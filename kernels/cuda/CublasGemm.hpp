@@ -36,9 +36,12 @@ class Blas {
   cublasContext* handle_ = nullptr;
 };
 
-/// fp32 row-major GEMM on `stream` with a cached handle per thread and device:
-/// the backend of gemm_nn on Kokkos-CUDA builds (kernels/GemmCublas.cpp).
+/// fp32 row-major GEMM C (m x n) = op(A) (m x k) * op(B) (k x n) + beta * C on
+/// `stream` with a cached handle per thread and device: the backend of gemm_nn
+/// and gemm on Kokkos-CUDA builds (kernels/GemmCublas.cpp). op(X) = X^T when
+/// the flag is set (A then stored k x m, B n x k); lda, ldb, ldc are the
+/// stored matrices' row strides.
 void gemm_f32(Stream stream, int64_t m, int64_t n, int64_t k, const float* A, int64_t lda, const float* B, int64_t ldb,
-              float* C, int64_t ldc, float beta);
+              float* C, int64_t ldc, float beta, bool trans_a = false, bool trans_b = false);
 
 }  // namespace moe::cuda

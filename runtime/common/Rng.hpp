@@ -43,6 +43,7 @@ enum class Stream : uint64_t {
   Tokens = 5,
   Routing = 6,
   Drift = 7,
+  OutputGrad = 8,  // the backward's output gradient G (docs/backward.md)
 };
 
 /// Synthetic parameter or activation value: uniform in [-scale, scale), a pure

@@ -9,6 +9,7 @@
 #include <stdexcept>
 
 #include "runtime/harness/Reference.hpp"
+#include "runtime/harness/ReferenceBackward.hpp"
 #include "runtime/layer/MoeLayer.hpp"
 #include "runtime/layer/Router.hpp"
 #include "runtime/layer/StepMetrics.hpp"
@@ -31,6 +32,24 @@ int64_t PolicyResult::max_resident_bytes() const {
   int64_t m = 0;
   for (const auto& t : rank_totals) m = std::max(m, t.bytes_resident);
   return m;
+}
+
+std::optional<double> PolicyResult::grad_err_of(std::initializer_list<const char*> names) const {
+  std::optional<double> worst;
+  for (const char* n : names)
+    if (auto it = grad_rel_err.find(n); it != grad_rel_err.end()) worst = worse_error(worst.value_or(0.0), it->second);
+  return worst;
+}
+
+std::string PolicyResult::grad_worst_tensor() const {
+  std::string worst_name;
+  double worst = -1.0;
+  for (const auto& [n, e] : grad_rel_err)
+    if (std::isnan(e) || e > worst) {
+      worst_name = n;
+      worst = std::isnan(e) ? INFINITY : e;
+    }
+  return worst_name;
 }
 
 double PolicyResult::mean_busy_s() const {
@@ -107,6 +126,8 @@ void accumulate_step(PolicyResult& pr, const std::vector<StepRecord>& per_rank, 
     pr.placement_bytes += s.experts_placed * expert_bytes;
     pr.token_bytes_inter_node += s.bytes_tokens_sent_inter_node;
     pr.weight_bytes_inter_node += s.bytes_weights_sent_inter_node;
+    pr.grad_token_bytes += s.bytes_grad_tokens_sent;
+    pr.grad_weight_bytes += s.bytes_grad_weights_sent;
     pr.dropped_slots += s.slots_dropped;
     pr.routed_slots += s.slots_routed;
     max_busy = std::max(max_busy, s.busy_s());
@@ -181,6 +202,10 @@ class ComparisonRun {
           std::make_unique<MoeLayer>(cfg.shape, l, cfg.seed, source, comm, tracker_, workspaces_, cfg.layer));
     x_ = TrackedMatrix(tracker_, "tokens", cfg.tokens_on(me_), cfg.shape.hidden);
     out_ = TrackedMatrix(tracker_, "output", cfg.tokens_on(me_), cfg.shape.hidden);
+    if (cfg.backward()) {
+      grad_out_ = TrackedMatrix(tracker_, "output_grad", cfg.tokens_on(me_), cfg.shape.hidden);
+      dx_ = TrackedMatrix(tracker_, "input_grad", cfg.tokens_on(me_), cfg.shape.hidden);
+    }
     if (cfg.mem_budget_mib > 0.0)
       budget_ = StepBudget{static_cast<int64_t>(cfg.mem_budget_mib * 1048576.0), cfg.layers};
     init_results();
@@ -192,6 +217,10 @@ class ComparisonRun {
       for (auto& p : policies_) {
         generate_tokens(cfg_.shape, cfg_.seed, 0, 0, token_offset_, x_.view());
         layers_[0]->forward(x_.view(), RoutingKey{cfg_.seed, 0, 0, token_offset_}, *p, out_.view());
+        if (cfg_.backward()) {
+          generate_output_grad(cfg_.seed, 0, 0, token_offset_, grad_out_.view());
+          layers_[0]->backward(x_.view(), grad_out_.view(), dx_.view());
+        }
       }
     // The common epoch of the start times: taken by every rank right after a barrier.
     comm_.barrier();
@@ -225,10 +254,13 @@ class ComparisonRun {
   // ranks' tokens on rank 0.
   void make_inputs(int step, int layer) {
     generate_tokens(cfg_.shape, cfg_.seed, step, layer, token_offset_, x_.view());
+    if (cfg_.backward()) generate_output_grad(cfg_.seed, step, layer, token_offset_, grad_out_.view());
     ref_ = ReferenceData{};
     x_all_.clear();
+    grad_all_.clear();
     if (cfg_.check) comm_.gatherv(to_doubles_host(x_.view()), x_all_);
     if (dumping(step, layer)) begin_dump(layer);
+    if (cfg_.check && cfg_.backward()) comm_.gatherv(to_doubles_host(grad_out_.view()), grad_all_);
   }
 
   void run_policy(size_t pi, int step, int layer) {
@@ -247,11 +279,13 @@ class ComparisonRun {
       ++pr.oom_steps;
       return;
     }
+    if (cfg_.backward()) rec = layers_[layer]->backward(x_.view(), grad_out_.view(), dx_.view());
     rec.times.rebase_starts(epoch_);
     const std::vector<StepRecord> per_rank = gather_records(rec);
     accumulate_step(pr, per_rank, cfg_.shape.expert_weight_bytes());
     if (cfg_.check) check(pr, layer, trace);
     if (dumping(step, layer)) dump_policy(pi, trace);
+    if (cfg_.check && cfg_.backward()) check_backward(pr, layer);
     if (observer_ && me_ == 0) observer_(pr.name, step, layer, per_rank, trace.loads);
   }
 
@@ -291,6 +325,7 @@ class ComparisonRun {
       throw std::logic_error("policies saw different routing for the same step; inputs are not identical");
     }
     std::vector<uint8_t> keep(keep_all.begin(), keep_all.end());
+    checked_keep_ = keep;
     const auto ref_full = reference_combine(ref_.slot_outputs, total_tokens_, K, D);
     const auto ref_kept = reference_combine(ref_.slot_outputs, total_tokens_, K, D, keep);
     pr.max_rel_err = worse_error(pr.max_rel_err.value_or(0.0), max_relative_error(out_all, ref_kept));
@@ -376,10 +411,55 @@ class ComparisonRun {
     p.output = std::move(out_all);
   }
 
-  // Rank 0's reference for one (step, layer): per-slot outputs over all ranks' tokens.
+  // --backward --check: gathers dx, the native experts' gradients (rank
+  // order is expert order) and the all-reduced router gradient; rank 0
+  // compares each tensor with the reference backward of the same routing and
+  // kept slots (check() has gathered them). The experts' tensors are compared
+  // expert by expert.
+  void check_backward(PolicyResult& pr, int layer) {
+    std::vector<double> dx_all, grads_all;
+    comm_.gatherv(to_doubles_host(dx_.view()), dx_all);
+    comm_.gatherv(to_doubles_host(layers_[layer]->expert_grads()), grads_all);
+    if (me_ != 0) return;
+    const ModelShape& s = cfg_.shape;
+    if (ref_.weights.w_r.empty()) ref_.weights = reference_layer_weights(s, layer, cfg_.seed);
+    if (!ref_.backward || ref_.backward_keep != checked_keep_) {
+      ref_.backward = reference_backward(s, ref_.weights, x_all_, ref_.expert_ids, checked_keep_, grad_all_);
+      ref_.backward_keep = checked_keep_;
+    }
+    const ReferenceBackward& ref = *ref_.backward;
+    auto note = [&pr](const std::string& name, double err) {
+      auto [it, fresh] = pr.grad_rel_err.try_emplace(name, err);
+      if (!fresh) it->second = worse_error(it->second, err);
+    };
+    note("dx", max_relative_error(dx_all, ref.dx));
+    note("dw_r", max_relative_error(to_doubles_host(layers_[layer]->router_grad()), ref.dw_r));
+    const int64_t D = s.hidden, H = s.ffn, packed = s.expert_weight_bytes() / static_cast<int64_t>(sizeof(float));
+    const bool biases = s.activation == Activation::GptOss;
+    for (int64_t e = 0; e < s.num_experts; ++e) {
+      const std::span<const double> got(grads_all.data() + e * packed, static_cast<size_t>(packed));
+      auto part = [&](int64_t off, int64_t n) { return got.subspan(static_cast<size_t>(off), static_cast<size_t>(n)); };
+      auto refpart = [](const std::vector<double>& v, int64_t e_, int64_t n) {
+        return std::span<const double>(v.data() + e_ * n, static_cast<size_t>(n));
+      };
+      note("dw_gu", max_relative_error(part(0, D * 2 * H), refpart(ref.dw_gu, e, D * 2 * H)));
+      note("dw_d", max_relative_error(part(D * 2 * H, H * D), refpart(ref.dw_d, e, H * D)));
+      if (biases) {
+        note("db_gu", max_relative_error(part(D * 2 * H + H * D, 2 * H), refpart(ref.db_gu, e, 2 * H)));
+        note("db_d", max_relative_error(part(D * 2 * H + H * D + 2 * H, D), refpart(ref.db_d, e, D)));
+      }
+    }
+  }
+
+  // Rank 0's reference for one (step, layer): per-slot outputs over all ranks'
+  // tokens; with --backward the layer's weights and the last reference
+  // backward (reused by the next policy when it kept the same slots).
   struct ReferenceData {
     std::vector<double> slot_outputs;
     std::vector<int32_t> expert_ids;
+    ReferenceLayerWeights weights;
+    std::optional<ReferenceBackward> backward;
+    std::vector<uint8_t> backward_keep;
   };
 
   const RunConfig& cfg_;
@@ -392,10 +472,13 @@ class ComparisonRun {
   LayerWorkspaces workspaces_{tracker_, cfg_.shape};  // the layers' step buffers, one set
   std::vector<std::unique_ptr<MoeLayer>> layers_;
   TrackedMatrix x_, out_;
+  TrackedMatrix grad_out_, dx_;  // --backward: G and dL/dx
   std::optional<StepBudget> budget_;
   double epoch_ = 0.0;
   ReferenceData ref_;
   std::vector<double> x_all_;
+  std::vector<double> grad_all_;       // --backward --check: G of all ranks, on rank 0
+  std::vector<uint8_t> checked_keep_;  // the kept slots of the last check(), on rank 0
   ComparisonResult result_;
 };
 

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,7 +38,8 @@ struct RunConfig {
   double mem_budget_mib = 0.0;  // per-rank budget of the runtime's buffers; 0 = none
   PolicyParams params;
   std::vector<std::string> policies{"ep"};
-  LayerOptions layer;  // how the layer runs (FFN tile); results do not depend on it
+  LayerOptions layer;  // how the layer runs (FFN tile; layer.backward: --backward, forward + backward per layer-step)
+  bool backward() const { return layer.backward; }
 
   int64_t tokens_on(int rank) const {
     return tokens_per_rank.empty() ? shape.tokens : tokens_per_rank[static_cast<size_t>(rank)];
@@ -76,6 +79,18 @@ struct PolicyResult {
   std::optional<double> max_rel_err_full;  // vs the full reference (the price of dropping)
   std::optional<double> alpha_used;        // LLEP under --mem-budget: the smallest alpha it needed
   int oom_steps = 0;                       // layer-steps not run because the plan did not fit
+  // --backward --check: per gradient tensor (dx, dw_r, dw_gu, dw_d, db_gu,
+  // db_d), max over layer-steps (and, for the experts', over experts) of
+  // max |got - ref| / max |ref|, against the reference backward with the same
+  // slots dropped; empty without the check.
+  std::map<std::string, double> grad_rel_err;
+  std::optional<double> grad_err_input() const { return grad_err_of({"dx"}); }
+  std::optional<double> grad_err_router() const { return grad_err_of({"dw_r"}); }
+  std::optional<double> grad_err_expert() const { return grad_err_of({"dw_gu", "dw_d", "db_gu", "db_d"}); }
+  /// The gradient tensor with the largest relative error ("" when none).
+  std::string grad_worst_tensor() const;
+  int64_t grad_token_bytes = 0;   // --backward: gradient rows sent between ranks, all ranks
+  int64_t grad_weight_bytes = 0;  // --backward: partial expert gradients returned to native ranks
 
   double imbalance_sum = 0.0;  // sum over layer-steps of max/mean rank slots
   int executed_steps = 0;      // layer-steps run (not OOM)
@@ -93,6 +108,9 @@ struct PolicyResult {
   int64_t max_resident_bytes() const;
   double mean_busy_s() const;
   double dropped_percent() const { return routed_slots > 0 ? 100.0 * dropped_slots / routed_slots : 0.0; }
+
+ private:
+  std::optional<double> grad_err_of(std::initializer_list<const char*> names) const;
 };
 
 struct ComparisonResult {

@@ -1,5 +1,6 @@
 #pragma once
-// How the layer runs — not what it computes: results do not depend on these.
+// How the layer runs — not what it computes: the forward's results do not
+// depend on these (`backward` adds the backward pass).
 
 #include <cstdint>
 
@@ -18,6 +19,10 @@ struct LayerOptions {
   /// (--ranks-per-node, e.g. to model 2 nodes on one machine); 0, the
   /// communicator's nodes (MPI's shared-memory split).
   int ranks_per_node = 0;
+  /// --backward: the forward keeps what the backward needs and every
+  /// forward() is followed by a backward() (the layer holds its weight
+  /// gradients, tracked like its weights).
+  bool backward = false;
 
   int64_t tile_rows(const ModelShape& s) const {
     return ffn_tile_rows > 0 ? ffn_tile_rows : default_ffn_tile_rows(s.hidden, s.ffn);

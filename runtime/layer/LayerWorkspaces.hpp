@@ -18,12 +18,19 @@ struct LayerWorkspaces {
         expert_out(tracker, "expert_out", shape.hidden),
         gate_up(tracker, "gate_up", 2 * shape.ffn),
         activation(tracker, "activation", shape.ffn),
-        imported_experts(tracker, "imported_expert", shape.expert_weight_bytes() / int64_t{sizeof(float)}) {}
+        imported_experts(tracker, "imported_expert", shape.expert_weight_bytes() / int64_t{sizeof(float)}),
+        saved_gate_up(tracker, "saved_gate_up", 2 * shape.ffn),
+        grad_foreign(tracker, "grad_foreign_expert", shape.expert_weight_bytes() / int64_t{sizeof(float)}),
+        grad_incoming(tracker, "grad_incoming_expert", shape.expert_weight_bytes() / int64_t{sizeof(float)}) {}
 
   Workspace send, recv;             // rows that cross ranks
   Workspace expert_in, expert_out;  // expert-major blocks
   Workspace gate_up, activation;    // the expert FFN's row tile
   Workspace imported_experts;       // one row of packed weights per imported expert
+  // --backward only (never leased otherwise):
+  Workspace saved_gate_up;  // the forward's gate/up pre-activations of every computed row
+  Workspace grad_foreign;   // partial gradients of the non-native experts computed here, packed
+  Workspace grad_incoming;  // partial gradients of native experts received from other ranks
 };
 
 }  // namespace moe

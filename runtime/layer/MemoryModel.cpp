@@ -9,17 +9,29 @@
 namespace moe {
 
 std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, const ModelShape& s, int num_layers,
-                                     int64_t ffn_tile_rows, const std::vector<int64_t>& resident_elsewhere) {
+                                     int64_t ffn_tile_rows, const std::vector<int64_t>& resident_elsewhere,
+                                     bool backward) {
   return plan_peak_bytes(plan, loads, split_work(plan, SlotOrderMap(loads)), s, num_layers, ffn_tile_rows,
-                         resident_elsewhere);
+                         resident_elsewhere, backward);
 }
 
 std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, const WorkSplit& split,
                                      const ModelShape& s, int num_layers, int64_t ffn_tile_rows,
-                                     const std::vector<int64_t>& resident_elsewhere) {
+                                     const std::vector<int64_t>& resident_elsewhere, bool backward) {
   const int P = plan.num_ranks, N = plan.num_experts;
   const int64_t D = s.hidden, H = s.ffn, f = static_cast<int64_t>(sizeof(float));
-  const int64_t weights = int64_t{num_layers} * ((N / P) * s.expert_weight_bytes() + D * N * f);
+  // Weights (and with the backward their gradients, the same size).
+  const int64_t weights = (backward ? 2 : 1) * int64_t{num_layers} * ((N / P) * s.expert_weight_bytes() + D * N * f);
+  // The backward's partial gradients: of the non-native experts each rank
+  // computes (sent to the native rank), and received by each native rank.
+  std::vector<int64_t> foreign(static_cast<size_t>(P), 0), incoming(static_cast<size_t>(P), 0);
+  if (backward)
+    for (int q = 0; q < P; ++q)
+      for (const auto& b : split.work[static_cast<size_t>(q)].blocks)
+        if (b.imported && b.slots > 0) {
+          ++foreign[static_cast<size_t>(q)];
+          ++incoming[static_cast<size_t>(native_rank(b.expert, N, P))];
+        }
   // The exchange buffers hold only rows that cross ranks (a rank's own rows
   // bypass them: ExchangeLayout). Gate-ordered plans: which of a rank's slots
   // are kept and where they go depends on every rank's gates, so the buffers
@@ -42,9 +54,21 @@ std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, 
     const int64_t route = 2 * tokens * D + tokens * N;  // tokens, output and router logits
     int64_t resident = resident_elsewhere.empty() ? 0 : resident_elsewhere[static_cast<size_t>(r)];
     if (!plan.resident.empty()) resident += static_cast<int64_t>(plan.resident[static_cast<size_t>(r)].size());
-    peak[static_cast<size_t>(r)] = weights +
-                                   (split.imported[static_cast<size_t>(r)] + resident) * s.expert_weight_bytes() +
-                                   std::max(compute, route) * f;
+    int64_t activations = std::max(compute, route) * f;
+    if (backward) {
+      // Tokens, output, output gradient, input gradient; the forward's
+      // buffers stay to the end of the backward, with the gate/up of every
+      // computed row; the gate/up tile is not needed in the forward then.
+      const int64_t io = 4 * tokens * D;
+      const int64_t kept = (sent + received) * D + 2 * w.slots * D + 2 * w.slots * H + slots;  // + d_gates
+      const int64_t ewb = s.expert_weight_bytes();
+      const int64_t bwd_compute = (io + kept + ws_rows * 3 * H) * f + foreign[static_cast<size_t>(r)] * ewb;
+      const int64_t bwd_router =
+          (io + kept + tokens * N) * f + (foreign[static_cast<size_t>(r)] + incoming[static_cast<size_t>(r)]) * ewb;
+      activations = std::max({(io + tokens * N) * f, bwd_compute, bwd_router});
+    }
+    peak[static_cast<size_t>(r)] =
+        weights + (split.imported[static_cast<size_t>(r)] + resident) * s.expert_weight_bytes() + activations;
   }
   return peak;
 }
@@ -59,15 +83,16 @@ void judge(BudgetVerdict& v, const std::vector<int64_t>& peaks, int64_t budget) 
 
 BudgetVerdict fit_to_budget(const Plan& plan, const PlacementPolicy& policy, const LoadMatrix& loads,
                             const ModelShape& shape, int num_layers, int64_t budget, int64_t ffn_tile_rows,
-                            const std::vector<int64_t>& resident_elsewhere) {
+                            const std::vector<int64_t>& resident_elsewhere, bool backward) {
   BudgetVerdict v;
   v.plan = plan;
   v.alpha_used = policy.budget_parameter();
-  judge(v, plan_peak_bytes(plan, loads, shape, num_layers, ffn_tile_rows, resident_elsewhere), budget);
+  judge(v, plan_peak_bytes(plan, loads, shape, num_layers, ffn_tile_rows, resident_elsewhere, backward), budget);
   if (!v.fits) {
     for (auto& alt : policy.budget_alternatives(loads, plan.num_ranks)) {
       BudgetVerdict a;
-      judge(a, plan_peak_bytes(alt.plan, loads, shape, num_layers, ffn_tile_rows, resident_elsewhere), budget);
+      judge(a, plan_peak_bytes(alt.plan, loads, shape, num_layers, ffn_tile_rows, resident_elsewhere, backward),
+            budget);
       if (!a.fits) continue;
       a.plan = std::move(alt.plan);
       a.alpha_used = alt.parameter;

@@ -25,14 +25,24 @@ namespace moe {
 /// plus `resident_elsewhere[r]` replicas rank r holds in other layers. It is exactly
 /// what MemoryTracker measures (tests/unit/test_memory_model.cpp,
 /// tests/mpi/test_layer_mpi.cpp).
+///
+/// `backward` (--backward): the peak of the training step instead: the
+/// weight gradients (as big as the weights they belong to), the output
+/// gradient and the input gradient (tokens x D each), what the forward keeps
+/// for the backward (the expert-major input and output, the exchanged rows
+/// and the gate/up pre-activations of every computed row, and the imported
+/// weights) and the backward's own buffers: the gate-weight gradients, the
+/// FFN tiles, the partial gradients of the non-native experts computed here
+/// and of the native ones received, and the router's logit gradients.
 std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, const ModelShape& shape, int num_layers,
-                                     int64_t ffn_tile_rows = 0, const std::vector<int64_t>& resident_elsewhere = {});
+                                     int64_t ffn_tile_rows = 0, const std::vector<int64_t>& resident_elsewhere = {},
+                                     bool backward = false);
 /// The same from the plan's work split (split_work(plan, SlotOrderMap(loads))),
 /// for a caller that has it already.
 struct WorkSplit;
 std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, const WorkSplit& split,
                                      const ModelShape& shape, int num_layers, int64_t ffn_tile_rows = 0,
-                                     const std::vector<int64_t>& resident_elsewhere = {});
+                                     const std::vector<int64_t>& resident_elsewhere = {}, bool backward = false);
 
 struct BudgetVerdict {
   bool fits = true;
@@ -47,7 +57,7 @@ struct BudgetVerdict {
 /// replaced by the first of the policy's budget_alternatives() that fits.
 BudgetVerdict fit_to_budget(const Plan& plan, const PlacementPolicy& policy, const LoadMatrix& loads,
                             const ModelShape& shape, int num_layers, int64_t budget_bytes, int64_t ffn_tile_rows = 0,
-                            const std::vector<int64_t>& resident_elsewhere = {});
+                            const std::vector<int64_t>& resident_elsewhere = {}, bool backward = false);
 
 }  // namespace moe
 

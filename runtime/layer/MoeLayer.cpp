@@ -8,28 +8,9 @@
 #include <vector>
 
 #include "kernels/Permute.hpp"
+#include "runtime/layer/MoeLayerState.hpp"
 
 namespace moe {
-
-/// What one step carries from stage to stage.
-struct MoeLayer::StepState {
-  StepRecord rec;
-  Routing routing;
-  std::vector<int64_t> local_counts;  // this rank's slots per expert
-  LoadMatrix loads;
-  Plan plan;
-  std::optional<double> alpha_used;
-  std::string oom_reason;
-  DispatchLayout layout;    // every slot's destination (for checks and traces)
-  ExchangeLayout exchange;  // what runs: own rows bypass the all-to-all
-  // Device copies of the exchange layout's index arrays (views into layout_dev_).
-  ConstIndexVector send_token, recv_compute_row, local_token, local_compute_row, slot_send_row, slot_compute_row;
-  std::vector<int64_t> layout_host;  // their packed host source, alive until the copy is done
-  std::vector<P2PMessage> weight_sends, weight_recvs;
-  // Alive from dispatch to combine: the exchanged rows and the expert-major blocks.
-  Workspace::Lease send, recv, x_experts, y_experts;
-  PhaseTimes& T() { return rec.times; }
-};
 
 MoeLayer::MoeLayer(const ModelShape& shape, int layer, uint64_t seed, ExpertIdSource source, Communicator& comm,
                    MemoryTracker& tracker, LayerWorkspaces& workspaces, const LayerOptions& options)
@@ -45,13 +26,24 @@ MoeLayer::MoeLayer(const ModelShape& shape, int layer, uint64_t seed, ExpertIdSo
       ws_(workspaces) {
   if (options.ranks_per_node > 0)
     for (int r = 0; r < comm.size(); ++r) node_of_rank_.push_back(node_of(r, options.ranks_per_node));
+  if (options.backward) {
+    // The weight gradients live as long as the weights (tracked like them).
+    grad_native_ = TrackedMatrix(tracker, "expert_grads", shape.num_experts / comm.size(), experts_.packed_floats());
+    grad_router_ = TrackedMatrix(tracker, "router_grad", shape.hidden, shape.num_experts);
+  }
 }
 
 MoeLayer::~MoeLayer() = default;
 
 StepRecord MoeLayer::forward(const Matrix& x, const RoutingKey& key, PlacementPolicy& policy, const Matrix& out,
                              StepTrace* trace, const StepBudget* budget) {
-  StepState st;
+  if (saved_) {  // a forward whose backward never ran is dropped, with the imports it kept
+    saved_.reset();
+    experts_.clear_imports();
+  }
+  auto state = std::make_unique<StepState>();
+  StepState& st = *state;
+  st.save = options_.backward;
   tracker_.reset_peak();
   route(x, key, st);
   plan(policy, st);
@@ -65,19 +57,28 @@ StepRecord MoeLayer::forward(const Matrix& x, const RoutingKey& key, PlacementPo
     compute_experts(st);
     combine(out, st);
     count_traffic(st);
+    if (st.save) {  // what stays alive for the backward: slot outputs, expert inputs, gate/up
+      const int64_t f = static_cast<int64_t>(sizeof(float));
+      st.rec.bytes_saved = (st.exchange.total_send() + 2 * st.layout.total_recv()) * shape_.hidden * f +
+                           st.layout.total_recv() * 2 * shape_.ffn * f;
+    }
     st.rec.bytes_resident = tracker_.residents().count(st.plan.policy, comm_.rank()) * experts_.packed_bytes();
     st.rec.peak_bytes = tracker_.peak() + st.rec.bytes_resident;
   }
+  const bool keep = runs && st.save;
   if (trace) {
     trace->executed = runs;
-    trace->oom_reason = std::move(st.oom_reason);
+    trace->oom_reason = st.oom_reason;
     trace->alpha_used = st.alpha_used;
-    trace->routing = std::move(st.routing);
-    trace->loads = std::move(st.loads);
-    trace->plan = std::move(st.plan);
-    trace->slot_row = std::move(st.layout.slot_row);
+    // The backward still needs the routing, the plan and the layout: copies then.
+    trace->routing = keep ? st.routing : std::move(st.routing);
+    trace->loads = keep ? st.loads : std::move(st.loads);
+    trace->plan = keep ? st.plan : std::move(st.plan);
+    trace->slot_row = keep ? st.layout.slot_row : std::move(st.layout.slot_row);
   }
-  return st.rec;
+  StepRecord rec = st.rec;
+  if (keep) saved_ = std::move(state);
+  return rec;
 }
 
 // Route: top-K experts and gate weights for every local token.
@@ -114,7 +115,7 @@ bool MoeLayer::fit_budget(const PlacementPolicy& policy, const StepBudget& budge
     for (int r = 0; r < comm_.size(); ++r)
       resident_elsewhere.push_back(tracker_.residents().count(st.plan.policy, r, layer_));
   BudgetVerdict v = fit_to_budget(st.plan, policy, st.loads, shape_, budget.num_layers, budget.bytes,
-                                  options_.ffn_tile_rows, resident_elsewhere);
+                                  options_.ffn_tile_rows, resident_elsewhere, options_.backward);
   st.alpha_used = v.alpha_used;
   st.plan = std::move(v.plan);
   if (!v.fits) st.oom_reason = v.reason;
@@ -261,11 +262,25 @@ void MoeLayer::compute_experts(StepState& st) {
   BusyScope busy(st.T(), Phase::Compute);
   const DispatchLayout& L = st.layout;
   const int64_t tile = ffn_workspace_rows(L.largest_block(), options_.tile_rows(shape_));
-  Workspace::Lease gate_up = ws_.gate_up.lease(tile), activation = ws_.activation.lease(tile);
+  Workspace::Lease activation = ws_.activation.lease(tile);
   scatter_rows(st.recv.view(), st.recv_compute_row, st.x_experts.view());
-  for (const auto& b : L.blocks)
-    expert_ffn(row_block(st.x_experts.view(), b.begin, b.count), experts_.view(b.expert), act_, gate_up.view(),
-               activation.view(), row_block(st.y_experts.view(), b.begin, b.count));
+  if (!st.save) {
+    Workspace::Lease gate_up = ws_.gate_up.lease(tile);
+    for (const auto& b : L.blocks)
+      expert_ffn(row_block(st.x_experts.view(), b.begin, b.count), experts_.view(b.expert), act_, gate_up.view(),
+                 activation.view(), row_block(st.y_experts.view(), b.begin, b.count));
+  } else {
+    // --backward: the same tiles, each writing its gate/up pre-activations
+    // into the rows the backward reads them from.
+    st.saved_gu = ws_.saved_gate_up.lease(L.total_recv());
+    for (const auto& b : L.blocks)
+      for (int64_t r0 = 0; r0 < b.count; r0 += tile) {
+        const int64_t t = std::min(tile, b.count - r0);
+        expert_ffn(row_block(st.x_experts.view(), b.begin + r0, t), experts_.view(b.expert), act_,
+                   row_block(st.saved_gu.view(), b.begin + r0, t), row_block(activation.view(), 0, t),
+                   row_block(st.y_experts.view(), b.begin + r0, t));
+      }
+  }
   gather_rows(st.y_experts.view(), st.recv_compute_row, st.recv.view());
   ExecSpace().fence();
 }
@@ -281,7 +296,7 @@ void MoeLayer::combine(const Matrix& out, StepState& st) {
   combine_slots(SlotOutputs{st.send.view(), st.slot_send_row, st.y_experts.view(), st.slot_compute_row},
                 st.routing.gates, shape_.top_k, out);
   ExecSpace().fence();
-  experts_.clear_imports();
+  if (!st.save) experts_.clear_imports();  // the backward still needs them
 }
 
 // Bytes moved: dispatch sends send_rows and the combine sends recv_rows back

@@ -7,9 +7,19 @@
 //   -> start weight transfers -> dispatch
 //   -> finish weight transfers -> expert compute -> combine
 // Each stage is one method below; the state a step carries between stages is
-// a StepState (MoeLayer.cpp).
+// a StepState (MoeLayerState.hpp).
+//
+// With LayerOptions::backward, forward() keeps what the backward needs (the
+// routing, the expert-major inputs, the gate/up pre-activations, the slot
+// outputs and the imported weights; no GEMM is recomputed) and backward()
+// runs the backward of L = <out, grad_out> on the same plan
+// (MoeLayerBackward.cpp, docs/backward.md):
+//   output-gradient dispatch -> expert backward -> [weight-gradient return
+//   posted] -> input-gradient combine -> router backward -> weight-gradient
+//   return finished (partial gradients summed on the native rank)
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -61,6 +71,21 @@ class MoeLayer {
   StepRecord forward(const Matrix& x, const RoutingKey& key, PlacementPolicy& policy, const Matrix& out,
                      StepTrace* trace = nullptr, const StepBudget* budget = nullptr);
 
+  /// The backward of the last forward (which must have run with
+  /// LayerOptions::backward and been executed): x and grad_out as the
+  /// forward's x and out's gradient (B x D), dx (B x D) receives dL/dx.
+  /// Afterwards expert_grads() holds this step's gradients of the native
+  /// experts, partial gradients of other ranks summed in, and router_grad()
+  /// the router's, summed over all ranks. Returns the forward's record with
+  /// the backward phases, bytes and the step's peak added.
+  StepRecord backward(const Matrix& x, const Matrix& grad_out, const Matrix& dx);
+  /// Whether a saved forward awaits its backward.
+  bool has_saved_forward() const { return saved_ != nullptr; }
+  /// Native experts' gradients, packed like their weights (num_native x packed_floats).
+  const Matrix& expert_grads() const { return grad_native_.view(); }
+  /// dL/dW_r (D x N), summed over ranks.
+  const Matrix& router_grad() const { return grad_router_.view(); }
+
   const ModelShape& shape() const { return shape_; }
   const ExpertStore& experts() const { return experts_; }
 
@@ -77,6 +102,14 @@ class MoeLayer {
   void compute_experts(StepState& st);
   void combine(const Matrix& out, StepState& st);
   void count_traffic(StepState& st);
+  // Backward stages (MoeLayerBackward.cpp).
+  void grad_dispatch(const Matrix& grad_out, StepState& st);
+  void expert_backward(StepState& st);
+  void start_grad_return(StepState& st);
+  void grad_combine(const Matrix& dx, StepState& st);
+  void router_backward(const Matrix& x, const Matrix& dx, StepState& st);
+  void finish_grad_return(StepState& st);
+  void count_grad_traffic(StepState& st);
 
   ModelShape shape_;
   int layer_;
@@ -87,8 +120,11 @@ class MoeLayer {
   ExpertStore experts_;
   ActivationParams act_;
   std::vector<int> node_of_rank_;
-  LayerWorkspaces& ws_;     // step buffers that persist across steps, shared by the rank's layers
-  IndexVector layout_dev_;  // the step's dispatch layout indices, one packed copy
+  LayerWorkspaces& ws_;               // step buffers that persist across steps, shared by the rank's layers
+  IndexVector layout_dev_;            // the step's dispatch layout indices, one packed copy
+  std::unique_ptr<StepState> saved_;  // --backward: the forward step awaiting its backward
+  TrackedMatrix grad_native_;         // --backward: num_native x packed_floats
+  TrackedMatrix grad_router_;         // --backward: D x N
 };
 
 }  // namespace moe

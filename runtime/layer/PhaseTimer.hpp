@@ -12,9 +12,28 @@
 
 namespace moe {
 
-enum class Phase { Route, Plan, Dispatch, Weights, Compute, Combine, Count };
+/// The forward's phases, then the backward's (--backward, docs/backward.md):
+/// output-gradient dispatch, expert backward, weight-gradient return,
+/// input-gradient combine and router backward. A forward-only step leaves the
+/// backward phases at zero.
+enum class Phase {
+  Route,
+  Plan,
+  Dispatch,
+  Weights,
+  Compute,
+  Combine,
+  BwdDispatch,
+  BwdCompute,
+  BwdWeights,
+  BwdCombine,
+  BwdRouter,
+  Count
+};
 inline constexpr std::array<const char*, static_cast<size_t>(Phase::Count)> kPhaseNames = {
-    "route", "plan", "dispatch", "weights", "compute", "combine"};
+    "route",        "plan",        "dispatch",    "weights",     "compute",   "combine",
+    "bwd_dispatch", "bwd_compute", "bwd_weights", "bwd_combine", "bwd_router"};
+inline constexpr size_t kForwardPhases = 6;  // Route .. Combine
 
 inline double thread_cpu_seconds() {
   timespec ts{};
@@ -56,9 +75,12 @@ struct PhaseTimes {
     if (!started[i]) start[i] = t;
     started[i] = true;
   }
-  /// Shifts the start times to seconds since `epoch`.
+  /// Shifts the start times of the phases that ran to seconds since `epoch`
+  /// (a phase that did not run, e.g. the backward's in a forward-only step,
+  /// keeps start 0 and wall 0).
   void rebase_starts(double epoch) {
-    for (double& t : start) t -= epoch;
+    for (size_t i = 0; i < start.size(); ++i)
+      if (started[i]) start[i] -= epoch;
   }
   double wall_total() const;
   double busy_total() const;

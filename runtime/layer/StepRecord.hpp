@@ -24,7 +24,13 @@
   X(bytes_weights_sent_inter_node, Sum, "bytes", "part of bytes_weights_sent that went to another node")   \
   X(experts_placed, Sum, "experts", "resident replicas received (a stateful policy's re-placement)")       \
   X(bytes_resident, Max, "bytes", "resident replicas held here, all layers (stateful policies)")           \
-  X(peak_bytes, Max, "bytes", "runtime buffers live at the step's peak (tracked allocator)")
+  X(peak_bytes, Max, "bytes", "runtime buffers live at the step's peak (tracked allocator)")               \
+  X(bytes_saved, Max, "bytes", "activations the forward kept for the backward (--backward; tracked)")      \
+  X(bytes_grad_tokens_sent, Sum, "bytes",                                                                  \
+    "gradient rows sent to other ranks (output-gradient dispatch + input-gradient combine)")               \
+  X(bytes_grad_weights_sent, Sum, "bytes", "partial expert weight gradients sent to their native ranks")   \
+  X(bytes_grad_weights_recv, Sum, "bytes", "partial expert weight gradients received from other ranks")    \
+  X(bytes_router_grad, Sum, "bytes", "router weight gradient contributed to the all-reduce (P > 1)")
 
 namespace moe {
 

@@ -36,7 +36,8 @@ struct LayerSetup {
   }
 };
 
-void run_and_check(const std::string& policy_name, const std::string& scenario, int layers, int64_t tile = 0) {
+void run_and_check(const std::string& policy_name, const std::string& scenario, int layers, int64_t tile = 0,
+                   bool backward = false) {
   LayerSetup s;
   const int P = s.comm.size(), me = s.comm.rank();
   PolicyParams params;
@@ -47,17 +48,33 @@ void run_and_check(const std::string& policy_name, const std::string& scenario, 
   std::vector<std::unique_ptr<MoeLayer>> stack;
   for (int l = 0; l < layers; ++l)
     stack.push_back(std::make_unique<MoeLayer>(s.shape, l, 3, scenario_source(spec, s.shape, 0.0), s.comm, s.tracker,
-                                               workspaces, LayerOptions{tile}));
+                                               workspaces, LayerOptions{tile, 0, backward}));
   int64_t offset = 0;
   for (int r = 0; r < me; ++r) offset += 300 + 50 * r;
   TrackedMatrix x(s.tracker, "x", s.shape.tokens, s.shape.hidden),
       out(s.tracker, "out", s.shape.tokens, s.shape.hidden);
   generate_tokens(s.shape, 3, 0, 0, offset, x.view());
+  TrackedMatrix g, dx;  // --backward: the output and input gradients, tracked as the harness does
+  if (backward) {
+    g = TrackedMatrix(s.tracker, "g", s.shape.tokens, s.shape.hidden);
+    dx = TrackedMatrix(s.tracker, "dx", s.shape.tokens, s.shape.hidden);
+    generate_output_grad(3, 0, 0, offset, g.view());
+  }
   StepTrace trace;
-  const StepRecord rec = stack[0]->forward(x.view(), RoutingKey{3, 0, 0, offset}, *policy, out.view(), &trace);
+  StepRecord rec = stack[0]->forward(x.view(), RoutingKey{3, 0, 0, offset}, *policy, out.view(), &trace);
   ASSERT_TRUE(trace.executed);
+  if (backward) {
+    ASSERT_TRUE(stack[0]->has_saved_forward());
+    const int64_t forward_peak = rec.peak_bytes;
+    rec = stack[0]->backward(x.view(), g.view(), dx.view());
+    EXPECT_GE(rec.peak_bytes, forward_peak);
+    EXPECT_GT(rec.bytes_saved, 0);
+    EXPECT_FALSE(stack[0]->has_saved_forward());
+    // Every partial gradient sent arrives somewhere.
+    EXPECT_EQ(s.comm.allreduce_sum(rec.bytes_grad_weights_sent), s.comm.allreduce_sum(rec.bytes_grad_weights_recv));
+  }
 
-  const auto predicted = plan_peak_bytes(trace.plan, trace.loads, s.shape, layers, tile);
+  const auto predicted = plan_peak_bytes(trace.plan, trace.loads, s.shape, layers, tile, {}, backward);
   EXPECT_EQ(rec.peak_bytes, predicted[static_cast<size_t>(me)]) << policy_name << " rank " << me;
   EXPECT_EQ(rec.slots_computed(), trace.plan.rank_loads()[static_cast<size_t>(me)]);
   EXPECT_EQ(rec.slots_routed, s.shape.tokens * s.shape.top_k);
@@ -80,6 +97,12 @@ TEST(MoeLayerMpi, PeakMatchesTheMemoryModelUnderCapacity) { run_and_check("capac
 // Issue 16: with a tile smaller than every block, the measured peak still
 // equals the model, whose workspace term is now tile-bounded.
 TEST(MoeLayerMpi, PeakMatchesTheMemoryModelWithSmallTiles) { run_and_check("ep", "95:1", 1, 16); }
+// Issue 12: with --backward the peak of the training step (forward, saved
+// activations, backward) equals the model's backward peak too, LLEP's spilled
+// experts' partial gradients included; small tiles; two layers.
+TEST(MoeLayerMpi, BackwardPeakMatchesTheMemoryModelUnderEp) { run_and_check("ep", "95:1", 1, 0, true); }
+TEST(MoeLayerMpi, BackwardPeakMatchesTheMemoryModelUnderLlep) { run_and_check("llep", "95:1", 2, 16, true); }
+TEST(MoeLayerMpi, BackwardPeakMatchesTheMemoryModelUnderCapacity) { run_and_check("capacity", "80:2", 1, 0, true); }
 
 // Issue 14: with nodes of 2 ranks (--ranks-per-node 2, faked on one machine)
 // the bytes the layer counts as inter-node are what node_traffic derives from

@@ -102,6 +102,38 @@ TEST_F(Kernels, GemmMatchesLoops) {
     }
 }
 
+// The backward's GEMMs: every transpose combination, with beta 0 and beta 1
+// (accumulation), against a double loop; an empty inner dimension leaves
+// beta * C.
+TEST_F(Kernels, TransposedGemmMatchesLoops) {
+  std::mt19937 rng(5);
+  const int m = 11, n = 7, k = 5;
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb)
+      for (float beta : {0.0f, 1.0f}) {
+        Matrix a = ta ? random_matrix(rng, k, m) : random_matrix(rng, m, k);
+        Matrix b = tb ? random_matrix(rng, n, k) : random_matrix(rng, k, n);
+        Matrix c = random_matrix(rng, m, n);
+        const auto c0 = host(c);
+        auto c_before = Kokkos::create_mirror(c0);
+        Kokkos::deep_copy(c_before, c0);
+        gemm(ta != 0, tb != 0, a, b, c, beta);
+        const auto ha = host(a), hb = host(b), hc = host(c);
+        for (int i = 0; i < m; ++i)
+          for (int j = 0; j < n; ++j) {
+            double ref = beta * double(c_before(i, j));
+            for (int q = 0; q < k; ++q) ref += double(ta ? ha(q, i) : ha(i, q)) * double(tb ? hb(j, q) : hb(q, j));
+            ASSERT_NEAR(hc(i, j), ref, 1e-5) << "ta " << ta << " tb " << tb << " beta " << beta;
+          }
+      }
+  // gemm_tn over zero rows (a rank without tokens): C = beta * C.
+  Matrix a0("a0", 0, 3), b0("b0", 0, 4), c = random_matrix(rng, 3, 4);
+  gemm_tn(a0, b0, c);
+  const auto hc = host(c);
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 4; ++j) ASSERT_EQ(hc(i, j), 0.0f);
+}
+
 TEST_F(Kernels, SwigluExpertMatchesLoops) { expect_ffn_matches(false); }
 TEST_F(Kernels, GptOssExpertMatchesLoops) { expect_ffn_matches(true); }
 
