@@ -283,8 +283,11 @@ class ComparisonRun {
     rec.times.rebase_starts(epoch_);
     const std::vector<StepRecord> per_rank = gather_records(rec);
     accumulate_step(pr, per_rank, cfg_.shape.expert_weight_bytes());
-    if (cfg_.check) check(pr, layer, trace);
-    if (dumping(step, layer)) dump_policy(pi, trace);
+    if (cfg_.check || dumping(step, layer)) {
+      GatheredStep g = gather_step(trace);
+      if (cfg_.check) check(pr, layer, g);
+      if (dumping(step, layer)) dump_policy(pi, std::move(g));
+    }
     if (cfg_.check && cfg_.backward()) check_backward(pr, layer);
     if (observer_ && me_ == 0) observer_(pr.name, step, layer, per_rank, trace.loads);
   }
@@ -301,35 +304,44 @@ class ComparisonRun {
     return per_rank;
   }
 
-  // Gathers routing, keep flags and outputs; rank 0 compares with the
-  // double-precision reference (computed once per (step, layer)).
-  void check(PolicyResult& pr, int layer, const StepTrace& trace) {
-    const int K = cfg_.shape.top_k;
-    const int64_t D = cfg_.shape.hidden;
+  // One executed policy's routing, keep flags (1: slot computed) and output,
+  // every rank's in rank order, on rank 0 (empty elsewhere). Collective.
+  struct GatheredStep {
+    std::vector<double> ids, gates, keep, out;
+  };
+  GatheredStep gather_step(const StepTrace& trace) {
     std::vector<double> ids_d(trace.routing.expert_ids.begin(), trace.routing.expert_ids.end());
     auto gates_h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), trace.routing.gates);
     std::vector<double> gates_d(gates_h.data(), gates_h.data() + gates_h.extent(0));
     std::vector<double> keep_d(trace.slot_row.size());
     for (size_t s = 0; s < keep_d.size(); ++s) keep_d[s] = trace.slot_row[s] >= 0 ? 1.0 : 0.0;
-    std::vector<double> ids_all, gates_all, keep_all, out_all;
-    comm_.gatherv(ids_d, ids_all);
-    comm_.gatherv(gates_d, gates_all);
-    comm_.gatherv(keep_d, keep_all);
-    comm_.gatherv(to_doubles_host(out_.view()), out_all);
+    GatheredStep g;
+    comm_.gatherv(ids_d, g.ids);
+    comm_.gatherv(gates_d, g.gates);
+    comm_.gatherv(keep_d, g.keep);
+    comm_.gatherv(to_doubles_host(out_.view()), g.out);
+    return g;
+  }
+
+  // Rank 0 compares the gathered step with the double-precision reference
+  // (computed once per (step, layer)).
+  void check(PolicyResult& pr, int layer, const GatheredStep& g) {
+    const int K = cfg_.shape.top_k;
+    const int64_t D = cfg_.shape.hidden;
     if (me_ != 0) return;
-    std::vector<int32_t> ids(ids_all.begin(), ids_all.end());
+    std::vector<int32_t> ids(g.ids.begin(), g.ids.end());
     if (ref_.slot_outputs.empty()) {
       ref_.expert_ids = ids;
-      ref_.slot_outputs = reference_slot_outputs(cfg_.shape, layer, cfg_.seed, x_all_, ids, gates_all);
+      ref_.slot_outputs = reference_slot_outputs(cfg_.shape, layer, cfg_.seed, x_all_, ids, g.gates);
     } else if (ids != ref_.expert_ids) {
       throw std::logic_error("policies saw different routing for the same step; inputs are not identical");
     }
-    std::vector<uint8_t> keep(keep_all.begin(), keep_all.end());
+    std::vector<uint8_t> keep(g.keep.begin(), g.keep.end());
     checked_keep_ = keep;
     const auto ref_full = reference_combine(ref_.slot_outputs, total_tokens_, K, D);
     const auto ref_kept = reference_combine(ref_.slot_outputs, total_tokens_, K, D, keep);
-    pr.max_rel_err = worse_error(pr.max_rel_err.value_or(0.0), max_relative_error(out_all, ref_kept));
-    pr.max_rel_err_full = worse_error(pr.max_rel_err_full.value_or(0.0), max_relative_error(out_all, ref_full));
+    pr.max_rel_err = worse_error(pr.max_rel_err.value_or(0.0), max_relative_error(g.out, ref_kept));
+    pr.max_rel_err_full = worse_error(pr.max_rel_err_full.value_or(0.0), max_relative_error(g.out, ref_full));
   }
 
   // --dump (docs/dump.md): the first measured (step, layer).
@@ -374,13 +386,14 @@ class ComparisonRun {
     d.w_d.reserve(static_cast<size_t>(N * H * D));
     d.b_gu.assign(static_cast<size_t>(N * 2 * H), 0.0);  // zero for SwiGLU (packed without biases)
     d.b_d.assign(static_cast<size_t>(N * D), 0.0);
+    const PackedLayout l = packed_layout(s);
     for (int64_t e = 0; e < N; ++e) {
-      const auto p = packed.begin() + e * pf;  // [W_gu (D x 2H) | W_d (H x D) | b_gu (2H) | b_d (D)]
-      d.w_gu.insert(d.w_gu.end(), p, p + D * 2 * H);
-      d.w_d.insert(d.w_d.end(), p + D * 2 * H, p + D * 3 * H);
-      if (s.activation == Activation::GptOss) {
-        std::copy(p + D * 3 * H, p + D * 3 * H + 2 * H, d.b_gu.begin() + e * 2 * H);
-        std::copy(p + D * 3 * H + 2 * H, p + pf, d.b_d.begin() + e * D);
+      const auto p = packed.begin() + e * pf;
+      d.w_gu.insert(d.w_gu.end(), p + l.w_gu, p + l.w_d);
+      d.w_d.insert(d.w_d.end(), p + l.w_d, p + l.b_gu);
+      if (l.biases) {
+        std::copy(p + l.b_gu, p + l.b_d, d.b_gu.begin() + e * 2 * H);
+        std::copy(p + l.b_d, p + l.floats, d.b_d.begin() + e * D);
       }
     }
     for (const auto& pol : policies_) {
@@ -390,25 +403,15 @@ class ComparisonRun {
     }
   }
 
-  // --dump, collective: one executed policy's routing, keep flags and output to rank 0.
-  void dump_policy(size_t pi, const StepTrace& trace) {
-    std::vector<double> ids_d(trace.routing.expert_ids.begin(), trace.routing.expert_ids.end());
-    auto gates_h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), trace.routing.gates);
-    std::vector<double> gates_d(gates_h.data(), gates_h.data() + gates_h.extent(0));
-    std::vector<double> keep_d(trace.slot_row.size());
-    for (size_t s = 0; s < keep_d.size(); ++s) keep_d[s] = trace.slot_row[s] >= 0 ? 1.0 : 0.0;
-    std::vector<double> ids_all, gates_all, keep_all, out_all;
-    comm_.gatherv(ids_d, ids_all);
-    comm_.gatherv(gates_d, gates_all);
-    comm_.gatherv(keep_d, keep_all);
-    comm_.gatherv(to_doubles_host(out_.view()), out_all);
+  // --dump: rank 0 keeps one executed policy's gathered step.
+  void dump_policy(size_t pi, GatheredStep g) {
     if (me_ != 0) return;
     PolicyDump& p = result_.dump->policies[pi];
     p.status = "ok";
-    p.expert_ids.assign(ids_all.begin(), ids_all.end());
-    p.gates = std::move(gates_all);
-    p.kept.assign(keep_all.begin(), keep_all.end());
-    p.output = std::move(out_all);
+    p.expert_ids.assign(g.ids.begin(), g.ids.end());
+    p.gates = std::move(g.gates);
+    p.kept.assign(g.keep.begin(), g.keep.end());
+    p.output = std::move(g.out);
   }
 
   // --backward --check: gathers dx, the native experts' gradients (rank
@@ -434,19 +437,19 @@ class ComparisonRun {
     };
     note("dx", max_relative_error(dx_all, ref.dx));
     note("dw_r", max_relative_error(to_doubles_host(layers_[layer]->router_grad()), ref.dw_r));
-    const int64_t D = s.hidden, H = s.ffn, packed = s.expert_weight_bytes() / static_cast<int64_t>(sizeof(float));
-    const bool biases = s.activation == Activation::GptOss;
+    const int64_t D = s.hidden, H = s.ffn;
+    const PackedLayout l = packed_layout(s);
     for (int64_t e = 0; e < s.num_experts; ++e) {
-      const std::span<const double> got(grads_all.data() + e * packed, static_cast<size_t>(packed));
+      const std::span<const double> got(grads_all.data() + e * l.floats, static_cast<size_t>(l.floats));
       auto part = [&](int64_t off, int64_t n) { return got.subspan(static_cast<size_t>(off), static_cast<size_t>(n)); };
       auto refpart = [](const std::vector<double>& v, int64_t e_, int64_t n) {
         return std::span<const double>(v.data() + e_ * n, static_cast<size_t>(n));
       };
-      note("dw_gu", max_relative_error(part(0, D * 2 * H), refpart(ref.dw_gu, e, D * 2 * H)));
-      note("dw_d", max_relative_error(part(D * 2 * H, H * D), refpart(ref.dw_d, e, H * D)));
-      if (biases) {
-        note("db_gu", max_relative_error(part(D * 2 * H + H * D, 2 * H), refpart(ref.db_gu, e, 2 * H)));
-        note("db_d", max_relative_error(part(D * 2 * H + H * D + 2 * H, D), refpart(ref.db_d, e, D)));
+      note("dw_gu", max_relative_error(part(l.w_gu, D * 2 * H), refpart(ref.dw_gu, e, D * 2 * H)));
+      note("dw_d", max_relative_error(part(l.w_d, H * D), refpart(ref.dw_d, e, H * D)));
+      if (l.biases) {
+        note("db_gu", max_relative_error(part(l.b_gu, 2 * H), refpart(ref.db_gu, e, 2 * H)));
+        note("db_d", max_relative_error(part(l.b_d, D), refpart(ref.db_d, e, D)));
       }
     }
   }
