@@ -8,13 +8,16 @@
 
 namespace moe {
 
-/// C (m x n) = A (m x k) * B (k x n) + beta * C. All three row-major.
-void gemm_nn(const ConstUnmanagedMatrix& A, const ConstUnmanagedMatrix& B, const UnmanagedMatrix& C, float beta = 0.0f);
-
 /// C (m x n) = op(A) (m x k) * op(B) (k x n) + beta * C, all three stored
 /// row-major; op(X) = X^T when the flag is set (A stored k x m, B n x k).
 void gemm(bool trans_a, bool trans_b, const ConstUnmanagedMatrix& A, const ConstUnmanagedMatrix& B,
           const UnmanagedMatrix& C, float beta = 0.0f);
+
+/// C (m x n) = A (m x k) * B (k x n) + beta * C. All three row-major.
+inline void gemm_nn(const ConstUnmanagedMatrix& A, const ConstUnmanagedMatrix& B, const UnmanagedMatrix& C,
+                    float beta = 0.0f) {
+  gemm(false, false, A, B, C, beta);
+}
 
 /// C (m x n) = A^T * B + beta * C with A stored k x m, B k x n (weight gradients).
 inline void gemm_tn(const ConstUnmanagedMatrix& A, const ConstUnmanagedMatrix& B, const UnmanagedMatrix& C,

@@ -9,18 +9,6 @@
 
 namespace moe {
 
-void gemm_nn(const ConstUnmanagedMatrix& A, const ConstUnmanagedMatrix& B, const UnmanagedMatrix& C, float beta) {
-  const int64_t m = static_cast<int64_t>(C.extent(0)), n = static_cast<int64_t>(C.extent(1));
-  const int64_t k = static_cast<int64_t>(A.extent(1));
-  if (m == 0 || n == 0) return;
-  cuda::Stream stream = nullptr;
-#ifdef KOKKOS_ENABLE_CUDA
-  stream = ExecSpace().cuda_stream();
-#endif
-  cuda::gemm_f32(stream, m, n, k, A.data(), static_cast<int64_t>(A.stride(0)), B.data(),
-                 static_cast<int64_t>(B.stride(0)), C.data(), static_cast<int64_t>(C.stride(0)), beta);
-}
-
 void gemm(bool trans_a, bool trans_b, const ConstUnmanagedMatrix& A, const ConstUnmanagedMatrix& B,
           const UnmanagedMatrix& C, float beta) {
   const int64_t m = static_cast<int64_t>(C.extent(0)), n = static_cast<int64_t>(C.extent(1));

@@ -6,11 +6,6 @@
 
 namespace moe {
 
-void gemm_nn(const ConstUnmanagedMatrix& A, const ConstUnmanagedMatrix& B, const UnmanagedMatrix& C, float beta) {
-  if (C.extent(0) == 0 || C.extent(1) == 0) return;
-  KokkosBlas::gemm("N", "N", 1.0f, A, B, beta, C);
-}
-
 void gemm(bool trans_a, bool trans_b, const ConstUnmanagedMatrix& A, const ConstUnmanagedMatrix& B,
           const UnmanagedMatrix& C, float beta) {
   if (C.extent(0) == 0 || C.extent(1) == 0) return;

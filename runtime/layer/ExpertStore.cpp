@@ -62,14 +62,26 @@ const float* ExpertStore::packed(int expert) const {
 
 ExpertWeightsView ExpertStore::view(int expert) const { return packed_expert_view(packed(expert), shape_); }
 
+PackedLayout packed_layout(const ModelShape& shape) {
+  const int64_t D = shape.hidden, H = shape.ffn;
+  PackedLayout l;
+  l.w_d = D * 2 * H;
+  l.b_gu = l.w_d + H * D;
+  l.b_d = l.b_gu + 2 * H;
+  l.biases = shape.activation == Activation::GptOss;
+  l.floats = l.biases ? l.b_d + D : l.b_gu;
+  return l;
+}
+
 ExpertWeightsView packed_expert_view(const float* p, const ModelShape& shape) {
   const int64_t D = shape.hidden, H = shape.ffn;
+  const PackedLayout l = packed_layout(shape);
   ExpertWeightsView v;
-  v.w_gu = ConstUnmanagedMatrix(p, static_cast<size_t>(D), static_cast<size_t>(2 * H));
-  v.w_d = ConstUnmanagedMatrix(p + D * 2 * H, static_cast<size_t>(H), static_cast<size_t>(D));
-  if (shape.activation == Activation::GptOss) {
-    v.b_gu = p + D * 2 * H + H * D;
-    v.b_d = v.b_gu + 2 * H;
+  v.w_gu = ConstUnmanagedMatrix(p + l.w_gu, static_cast<size_t>(D), static_cast<size_t>(2 * H));
+  v.w_d = ConstUnmanagedMatrix(p + l.w_d, static_cast<size_t>(H), static_cast<size_t>(D));
+  if (l.biases) {
+    v.b_gu = p + l.b_gu;
+    v.b_d = p + l.b_d;
   }
   return v;
 }

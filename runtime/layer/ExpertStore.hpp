@@ -79,6 +79,16 @@ inline ActivationParams activation_params(const ModelShape& s) {
   return {s.activation == Activation::GptOss, s.swiglu_limit, s.swiglu_alpha};
 }
 
+/// Where each part of one packed expert starts, in floats: [W_gu (D x 2H) |
+/// W_d (H x D) | b_gu (2H) | b_d (D)]; the biases are there for gpt-oss only
+/// (`biases`), so for SwiGLU the buffer ends at b_gu. An expert's gradient
+/// is packed the same way.
+struct PackedLayout {
+  int64_t w_gu = 0, w_d = 0, b_gu = 0, b_d = 0, floats = 0;
+  bool biases = false;
+};
+PackedLayout packed_layout(const ModelShape& shape);
+
 /// The views of one expert's packed weights (device pointer `packed`).
 ExpertWeightsView packed_expert_view(const float* packed, const ModelShape& shape);
 
