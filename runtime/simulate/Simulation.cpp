@@ -44,10 +44,9 @@ std::vector<double> shared_finish(const std::vector<double>& start, const std::v
       done[i] = 1;
   }
   if (units <= 0.0) return finish;
-  double t = 0.0;
-  bool first = true;
+  double t = 1e300;  // the first start of a rank with work
   for (size_t i = 0; i < n; ++i)
-    if (!done[i]) t = first ? start[i] : std::min(t, start[i]), first = false;
+    if (!done[i]) t = std::min(t, start[i]);
   while (remaining > 0) {
     size_t k = 0;
     double next = 1e300;
