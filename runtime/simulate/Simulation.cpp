@@ -155,9 +155,9 @@ std::vector<StepRecord> simulate_layer_step(const CostModel& cost, const LoadMat
     const std::vector<double> start(weights_end.begin() + first, weights_end.begin() + first + n);
     const std::vector<double> demand(compute.begin() + first, compute.begin() + first + n);
     const std::vector<double> end = shared_finish(start, demand, cost.compute_units());
-    for (int j = 0; j < n; ++j) {
-      compute_end[static_cast<size_t>(first + j)] = end[static_cast<size_t>(j)];
-      compute_all = std::max(compute_all, end[static_cast<size_t>(j)]);
+    for (size_t j = 0; j < end.size(); ++j) {
+      compute_end[static_cast<size_t>(first) + j] = end[j];
+      compute_all = std::max(compute_all, end[j]);
     }
   }
   // Combine: the reverse all-to-all, then the gate-weighted sum (local).
