@@ -90,6 +90,11 @@ ModelShape ModelOptions::resolve() const {
   if (top_k) s.top_k = top_k;
   if (tokens >= 0) s.tokens = tokens;
   if (!activation.empty()) s.activation = activation == "gpt-oss" ? Activation::GptOss : Activation::SwiGLU;
+  if (swiglu_limit > 0.0) {
+    if (s.activation != Activation::GptOss)
+      throw InputError("--swiglu-limit: applies to the gpt-oss activation only (add --activation gpt-oss)");
+    s.swiglu_limit = static_cast<float>(swiglu_limit);
+  }
   return s;
 }
 
@@ -114,9 +119,15 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
       ->check(at_least(0))
       ->group("Model");
   cmd->add_option("--activation", o.activation,
-                  "Expert activation: swiglu, or gpt-oss (clamp limit 7.0, alpha 1.702, biases) "
+                  "Expert activation: swiglu, or gpt-oss (clamp limit 7.0 unless --swiglu-limit, alpha 1.702, biases) "
                   "(default: from --preset)")
       ->check(CLI::IsMember({"swiglu", "gpt-oss"}))
+      ->group("Model");
+  cmd->add_option("--swiglu-limit", o.swiglu_limit,
+                  "gpt-oss only: the clamp limit of the gate and up pre-activations (default 7.0, the model's). "
+                  "A small limit such as 0.3 makes the clamp bind on the synthetic weights, so that --check covers "
+                  "the clamped path of the backward (docs/backward.md)")
+      ->check(CLI::PositiveNumber)
       ->group("Model");
 }
 

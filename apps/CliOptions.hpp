@@ -21,6 +21,7 @@ struct ModelOptions {
   int experts = 0, hidden = 0, ffn = 0, top_k = 0;  // 0: from the preset
   int64_t tokens = -1;                              // -1: the default (2048)
   std::string activation;                           // "": from the preset
+  double swiglu_limit = 0.0;                        // 0: gpt-oss's own (7.0)
   /// The shape; throws moe::InputError naming the flag.
   ModelShape resolve() const;
 };

@@ -157,8 +157,10 @@ nlohmann::json per_rank_json(const std::vector<StepRecord>& totals) {
 }  // namespace
 
 nlohmann::json model_json(const ModelShape& s) {
-  return {{"preset", s.preset}, {"experts", s.num_experts}, {"hidden", s.hidden},
-          {"ffn", s.ffn},       {"top_k", s.top_k},         {"activation", activation_name(s.activation)}};
+  nlohmann::json j = {{"preset", s.preset}, {"experts", s.num_experts}, {"hidden", s.hidden},
+                      {"ffn", s.ffn},       {"top_k", s.top_k},         {"activation", activation_name(s.activation)}};
+  if (s.activation == Activation::GptOss) j["swiglu_limit"] = s.swiglu_limit;
+  return j;
 }
 
 nlohmann::json policy_params_json(const PolicyParams& p) {

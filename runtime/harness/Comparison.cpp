@@ -260,7 +260,8 @@ class ComparisonRun {
     grad_all_.clear();
     if (cfg_.check) comm_.gatherv(to_doubles_host(x_.view()), x_all_);
     if (dumping(step, layer)) begin_dump(layer);
-    if (cfg_.check && cfg_.backward()) comm_.gatherv(to_doubles_host(grad_out_.view()), grad_all_);
+    if ((cfg_.check || dumping(step, layer)) && cfg_.backward())
+      comm_.gatherv(to_doubles_host(grad_out_.view()), grad_all_);
   }
 
   void run_policy(size_t pi, int step, int layer) {
@@ -288,7 +289,11 @@ class ComparisonRun {
       if (cfg_.check) check(pr, layer, g);
       if (dumping(step, layer)) dump_policy(pi, std::move(g));
     }
-    if (cfg_.check && cfg_.backward()) check_backward(pr, layer);
+    if (cfg_.backward() && (cfg_.check || dumping(step, layer))) {
+      GatheredGrads gg = gather_grads(layer);
+      if (cfg_.check) check_backward(pr, layer, gg);
+      if (dumping(step, layer)) dump_gradients(pi, layer, std::move(gg));
+    }
     if (observer_ && me_ == 0) observer_(pr.name, step, layer, per_rank, trace.loads);
   }
 
@@ -414,15 +419,48 @@ class ComparisonRun {
     p.output = std::move(g.out);
   }
 
-  // --backward --check: gathers dx, the native experts' gradients (rank
-  // order is expert order) and the all-reduced router gradient; rank 0
-  // compares each tensor with the reference backward of the same routing and
-  // kept slots (check() has gathered them). The experts' tensors are compared
-  // expert by expert.
-  void check_backward(PolicyResult& pr, int layer) {
-    std::vector<double> dx_all, grads_all;
-    comm_.gatherv(to_doubles_host(dx_.view()), dx_all);
-    comm_.gatherv(to_doubles_host(layers_[layer]->expert_grads()), grads_all);
+  // --backward: dx of every rank (rank order) and the native experts'
+  // gradients (totals; rank order is expert order), on rank 0 (empty
+  // elsewhere). Collective. The router gradient is all-reduced: rank 0's own.
+  struct GatheredGrads {
+    std::vector<double> dx, experts;
+  };
+  GatheredGrads gather_grads(int layer) {
+    GatheredGrads gg;
+    comm_.gatherv(to_doubles_host(dx_.view()), gg.dx);
+    comm_.gatherv(to_doubles_host(layers_[layer]->expert_grads()), gg.experts);
+    return gg;
+  }
+
+  // --dump --backward: rank 0 adds G and every gradient to the policy's dump,
+  // the packed expert gradients unpacked like the weights (begin_dump).
+  void dump_gradients(size_t pi, int layer, GatheredGrads gg) {
+    if (me_ != 0) return;
+    const ModelShape& s = cfg_.shape;
+    const PackedLayout l = packed_layout(s);
+    if (static_cast<int64_t>(gg.experts.size()) != s.num_experts * l.floats)
+      throw std::logic_error("--dump: gathered " + std::to_string(gg.experts.size()) + " expert gradients, expected " +
+                             std::to_string(s.num_experts * l.floats));
+    DumpGradients d;
+    d.output_grad = grad_all_;
+    d.dx = std::move(gg.dx);
+    d.router_weights = to_doubles_host(layers_[layer]->router_grad());
+    for (int64_t e = 0; e < s.num_experts; ++e) {
+      const auto p = gg.experts.cbegin() + e * l.floats;
+      d.w_gu.insert(d.w_gu.end(), p + l.w_gu, p + l.w_d);
+      d.w_d.insert(d.w_d.end(), p + l.w_d, p + l.b_gu);
+      if (l.biases) {  // SwiGLU has none: its bias gradients are not written
+        d.b_gu.insert(d.b_gu.end(), p + l.b_gu, p + l.b_d);
+        d.b_d.insert(d.b_d.end(), p + l.b_d, p + l.floats);
+      }
+    }
+    result_.dump->policies[pi].gradients = std::move(d);
+  }
+
+  // --backward --check: rank 0 compares dx, the experts' gradients and the
+  // all-reduced router gradient with the reference backward of the same
+  // routing and kept slots (check() has gathered them), expert by expert.
+  void check_backward(PolicyResult& pr, int layer, const GatheredGrads& gg) {
     if (me_ != 0) return;
     const ModelShape& s = cfg_.shape;
     if (ref_.weights.w_r.empty()) ref_.weights = reference_layer_weights(s, layer, cfg_.seed);
@@ -435,12 +473,12 @@ class ComparisonRun {
       auto [it, fresh] = pr.grad_rel_err.try_emplace(name, err);
       if (!fresh) it->second = worse_error(it->second, err);
     };
-    note("dx", max_relative_error(dx_all, ref.dx));
+    note("dx", max_relative_error(gg.dx, ref.dx));
     note("dw_r", max_relative_error(to_doubles_host(layers_[layer]->router_grad()), ref.dw_r));
     const int64_t D = s.hidden, H = s.ffn;
     const PackedLayout l = packed_layout(s);
     for (int64_t e = 0; e < s.num_experts; ++e) {
-      const std::span<const double> got(grads_all.data() + e * l.floats, static_cast<size_t>(l.floats));
+      const std::span<const double> got(gg.experts.data() + e * l.floats, static_cast<size_t>(l.floats));
       auto part = [&](int64_t off, int64_t n) { return got.subspan(static_cast<size_t>(off), static_cast<size_t>(n)); };
       auto refpart = [](const std::vector<double>& v, int64_t e_, int64_t n) {
         return std::span<const double>(v.data() + e_ * n, static_cast<size_t>(n));
@@ -480,7 +518,7 @@ class ComparisonRun {
   double epoch_ = 0.0;
   ReferenceData ref_;
   std::vector<double> x_all_;
-  std::vector<double> grad_all_;       // --backward --check: G of all ranks, on rank 0
+  std::vector<double> grad_all_;       // --backward with --check or --dump: G of all ranks, on rank 0
   std::vector<uint8_t> checked_keep_;  // the kept slots of the last check(), on rank 0
   ComparisonResult result_;
 };

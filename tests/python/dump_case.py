@@ -16,6 +16,15 @@ CASE:
           of docs/backward.md (dropped slots included) are added to the
           capacity policy and the checker's autograd agrees; one perturbed
           gradient fails, and gradients without G are an invalid file.
+  backward  --dump with --backward: every policy's G and gradients are written
+          (totals on the native ranks, in expert order; no bias gradients for
+          SwiGLU), and agree with the checker's PyTorch autograd and with the
+          NumPy gradients of docs/backward.md's formulas computed here (so the
+          case checks them even without PyTorch): SwiGLU on 2 ranks with
+          capacity dropping slots, and gpt-oss on 4 ranks at 95:1 with the
+          clamp binding (--swiglu-limit 0.3; the case counts the clamped
+          pre-activations of kept slots) and llep returning spilled experts'
+          gradients.
   files   output safety (docs/reliability.md): --dump equal to --json is
           refused before the run (exit 2, the earlier dump byte for byte
           unchanged); a dump that h5py holds open is not replaced (exit 1, one
@@ -26,6 +35,7 @@ CASE:
 import argparse
 import glob
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -300,6 +310,73 @@ def case_layer(a):
     check(checker(bad) == 0, "absent bias gradients were not skipped")
 
 
+def clamped(f, policy):
+    """(gate, up) pre-activations of kept slots beyond the gpt-oss clamp limit."""
+    H, limit = int(f.attrs["ffn"]), float(f.attrs["swiglu_limit"])
+    x = f["inputs/tokens"][...].astype(np.float64)
+    Wgu = f["inputs/experts/w_gu"][...].astype(np.float64)
+    bgu = f["inputs/experts/b_gu"][...].astype(np.float64)
+    ids, kept = f[f"policies/{policy}/expert_ids"][...], f[f"policies/{policy}/kept"][...]
+    gate = up = 0
+    for t, k in np.argwhere(kept != 0):
+        h = x[t] @ Wgu[ids[t, k]] + bgu[ids[t, k]]
+        gate += int((h[:H] > limit).sum())
+        up += int((np.abs(h[H:]) > limit).sum())
+    return gate, up
+
+
+def dumped_gradients_agree(path, policies, what):
+    """Each policy's dumped gradients against numpy_backward's (relative to the tensor's largest entry)."""
+    with h5py.File(path, "r") as f:
+        biases = int(f.attrs["has_biases"]) == 1
+        for pol in policies:
+            g = f[f"policies/{pol}"]
+            check(int(g.attrs["has_gradients"]) == 1 and "output_grad" in g, f"{what}: {pol} has no gradients")
+            if failures:
+                return
+            ref = numpy_backward(f, pol, g["output_grad"][...].astype(np.float64))
+            for name, want in ref.items():
+                if name in ("b_gu", "b_d") and not biases:
+                    check(name not in g["grads"], f"{what}: {pol} wrote SwiGLU bias gradients {name}")
+                    continue
+                got = g[f"grads/{name}"][...].astype(np.float64)
+                err = np.max(np.abs(got - want)) / max(np.max(np.abs(want)), 1e-30)
+                print(f"  {what} {pol} grads/{name}: max rel err {err:.2e} against NumPy")
+                check(got.shape == want.shape and err <= 1e-5,
+                      f"{what}: {pol} grads/{name} differs from NumPy's backward by {err:.2e}")
+
+
+def case_backward(a):
+    swi, gpt = os.path.join(a.workdir, "swiglu.h5"), os.path.join(a.workdir, "gptoss.h5")
+    js = os.path.join(a.workdir, "gptoss.json")
+    p = mpi(a, 2, ["compare", "--policies", "ep,capacity,llep", "--backward", "--tokens", "48", "--scenario", "60:2",
+                   "--capacity-factor", "1.0", "--dump", swi] + SMALL)
+    check(p.returncode == 0, "the SwiGLU --backward --dump run failed")
+    p = mpi(a, 4, ["compare", "--policies", "ep,capacity,llep", "--backward", "--tokens", "64", "--scenario", "95:1",
+                   "--activation", "gpt-oss", "--swiglu-limit", "0.3", "--capacity-factor", "1.0",
+                   "--min-chunk", "4", "--dump", gpt, "--json", js] + SMALL)
+    check(p.returncode == 0, "the gpt-oss --backward --dump run failed")
+    if failures:
+        return
+    with open(js) as f:
+        llep = next(q for q in json.load(f)["policies"] if q["name"] == "llep")
+    check(llep["grad_weight_bytes"] > 0, "llep returned no spilled expert's gradient in the gpt-oss case")
+    with h5py.File(swi, "r") as f:
+        check(int((f["policies/capacity/kept"][...] == 0).sum()) > 0, "the SwiGLU capacity case dropped nothing")
+    with h5py.File(gpt, "r") as f:
+        check(abs(float(f.attrs["swiglu_limit"]) - 0.3) < 1e-6, "swiglu_limit attribute is not 0.3")
+        gate, up = clamped(f, "ep")
+        print(f"  gpt-oss: {gate} gate and {up} up pre-activations of kept slots are clamped")
+        check(gate > 0 and up > 0, f"the clamp does not bind (gate {gate}, up {up})")
+    dumped_gradients_agree(swi, ["ep", "capacity", "llep"], "SwiGLU")
+    dumped_gradients_agree(gpt, ["ep", "capacity", "llep"], "gpt-oss")
+    if not have_torch():
+        print("PyTorch is not installed: the gradients were checked against NumPy only")
+        return
+    check(checker(swi) == 0, "the checker's autograd rejects the SwiGLU gradients")
+    check(checker(gpt) == 0, "the checker's autograd rejects the gpt-oss gradients")
+
+
 def case_files(a):
     dump, js = os.path.join(a.workdir, "d.h5"), os.path.join(a.workdir, "r.json")
     base = ["compare", "--policies", "ep", "--tokens", "16"] + SMALL
@@ -359,13 +436,13 @@ def main():
     ap.add_argument("--mpiexec", required=True)
     ap.add_argument("--bin", required=True)
     ap.add_argument("--workdir", required=True)
-    ap.add_argument("case", choices=["layer", "files"])
+    ap.add_argument("case", choices=["layer", "backward", "files"])
     a = ap.parse_args()
     if os.path.ismount(os.path.join(a.workdir, "full")):
         subprocess.run(["umount", os.path.join(a.workdir, "full")])
     shutil.rmtree(a.workdir, ignore_errors=True)
     os.makedirs(a.workdir)
-    {"layer": case_layer, "files": case_files}[a.case](a)
+    {"layer": case_layer, "backward": case_backward, "files": case_files}[a.case](a)
     return finish()
 
 
