@@ -8,7 +8,8 @@
 #   tools/validate_simulate.sh build/bin/moe-ep OUTDIR [RANKS="2 4"] [SCENARIOS="balanced 80:1 95:1"] [RUNS=3]
 #
 # The shape flags (calibrate, compare, simulate) come from $SHAPE (default:
-# --preset small), the run's from $RUN (default: --steps 3 --layers 2).
+# --preset small), the run's from $RUN (default: --steps 3 --layers 2),
+# calibrate's own from $CALIBRATE (default: --budget 20).
 # EMULATE=8 adds the `emulate` rows: per scenario a calibration on 1 rank,
 # then `emulate --ranks 8` (median of 5 repeats after 1 warm-up: its
 # makespan_s is the slowest emulated rank's expert compute of one
@@ -19,6 +20,7 @@ moe_ep=$1 out=$2
 ranks=${3:-"2 4"} scenarios=${4:-"balanced 80:1 95:1"} runs=${5:-3}
 shape=${SHAPE:-"--preset small"}
 run_flags=${RUN:-"--steps 3 --layers 2"}
+calibrate_flags=${CALIBRATE:-"--budget 20"}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
 mkdir -p "$out"
@@ -30,7 +32,7 @@ for P in $ranks; do
     # Calibrated right before the runs it predicts: this VM's speed drifts by
     # up to 30% within minutes (docs/simulation.md, Validation).
     # shellcheck disable=SC2086
-    mpiexec -n "$P" --oversubscribe "$moe_ep" calibrate $shape --budget 20 --quiet --output "$out/cal$P.json" >/dev/null
+    mpiexec -n "$P" --oversubscribe "$moe_ep" calibrate $shape $calibrate_flags --quiet --output "$out/cal$P.json" >/dev/null
     for i in $(seq "$runs"); do
       # shellcheck disable=SC2086
       mpiexec -n "$P" --oversubscribe "$moe_ep" compare $shape $run_flags --scenario "$s" --policies ep,capacity,llep \
@@ -61,7 +63,7 @@ if [ -n "${EMULATE:-}" ]; then
   for s in $scenarios; do
     tag="E$E-${s//:/_}"
     # shellcheck disable=SC2086
-    "$moe_ep" calibrate $shape --budget 20 --quiet --output "$out/cal1.json" >/dev/null
+    "$moe_ep" calibrate $shape $calibrate_flags --quiet --output "$out/cal1.json" >/dev/null
     # shellcheck disable=SC2086
     "$moe_ep" emulate --ranks "$E" $shape --scenario "$s" --policies ep,capacity,llep --repeats 5 --warmup 1 \
       --quiet --json "$out/$tag-e.json" >/dev/null

@@ -155,7 +155,8 @@ def more(a):
     # The validation recipe of docs/simulation.md on a tiny shape: one row per
     # policy for compare on 2 ranks and for emulate at 2, each with a ratio.
     env = dict(os.environ, SHAPE="--hidden 16 --ffn 32 --experts 8 --top-k 2",
-               RUN="--steps 1 --layers 1 --tokens 64", EMULATE="2", PYTHON=sys.executable)
+               RUN="--steps 1 --layers 1 --tokens 64", EMULATE="2", PYTHON=sys.executable,
+               CALIBRATE="--budget 2 --max-rows 64 --min-time 0.01 --comm-mib 1")
     p = subprocess.run(["bash", os.path.join(a.repo, "tools", "validate_simulate.sh"), a.moe_ep,
                         os.path.join(a.work, "validate"), "2", "95:1", "1"], capture_output=True, text=True, env=env)
     assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
