@@ -84,6 +84,7 @@ void add_common(CLI::App* cmd, CompareOptions& o) {
                   "where the runtime rounds, and --check stays within 2e-2). bf16 needs an even --hidden and is "
                   "forward only (no --backward, no --dump); docs/dtype.md")
       ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}))
       ->group("Run");
   cmd->add_flag("--check", o.check,
                 "Compare every output with the single-process double-precision reference on rank 0 "
