@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "kernels/Bf16.hpp"
+#include "runtime/harness/Reference.hpp"
 
 namespace moe {
 namespace bf16_test {
@@ -113,6 +114,19 @@ TEST(Bf16, WideningIsExactAndRoundTrips) {
     }
   }
   EXPECT_EQ(round_to_bf16(1.0f + 1.0f / 512.0f), 1.0f);  // half an ulp of 1: tie to even
+}
+
+// The reference's rounding (runtime/harness/Reference.cpp, from the
+// definition in double) and moe::to_bf16 (bit arithmetic) agree.
+TEST(Bf16, ReferenceRoundingAgrees) {
+  for (uint64_t u = 0; u <= 0xffffffffull; u += 65537 * 5 + 1) {
+    const float f = from_bits(static_cast<uint32_t>(u));
+    if (std::isnan(f)) continue;
+    ASSERT_EQ(reference_round_bf16(f), static_cast<double>(to_float(to_bf16(f)))) << std::hex << "0x" << u;
+  }
+  EXPECT_EQ(reference_round_bf16(1.0 + 1.0 / 256), 1.0);                      // a tie: to the even 1
+  EXPECT_EQ(reference_round_bf16(1.0 + 1.0 / 256 + 1e-12), 1.0 + 1.0 / 128);  // just above it: up
+  EXPECT_TRUE(std::isinf(reference_round_bf16(3.4e38)));
 }
 
 }  // namespace bf16_test
