@@ -193,6 +193,7 @@ nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& res) {
       {"check", cfg.check},
       {"mem_budget_mib", cfg.mem_budget_mib},
       {"ffn_tile_rows", cfg.layer.ffn_tile_rows},
+      {"dtype", dtype_name(s.dtype)},
   });
   if (cfg.backward()) config["backward"] = true;
 

@@ -35,6 +35,7 @@ struct CompareOptions {
   std::string timeline_path;
   std::string dump_path;
   std::string comm = "mpi";
+  std::string dtype = "fp32";
   double mem_budget_mib = 0.0;
   int64_t ffn_tile_rows = 0;
   bool single_policy = false;  // `run`: exactly one --policy
@@ -76,6 +77,14 @@ void add_common(CLI::App* cmd, CompareOptions& o) {
                 "Training step: every layer-step runs the forward, then the backward of L = <Y, G> (G seeded like "
                 "the tokens) on the same plan; times, bytes, peak memory and makespan cover both "
                 "(docs/backward.md). With --check the gradients are checked too")
+      ->group("Run");
+  cmd->add_option("--dtype", o.dtype,
+                  "Storage type of tokens, expert weights, dispatch/combine rows and LLEP weight transfers: fp32, "
+                  "or bf16 (half the bytes; GEMMs and the combine still accumulate in fp32, the reference rounds "
+                  "where the runtime rounds, and --check stays within 2e-2). bf16 needs an even --hidden and is "
+                  "forward only (no --backward, no --dump); docs/dtype.md")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "bf16"}))
       ->group("Run");
   cmd->add_flag("--check", o.check,
                 "Compare every output with the single-process double-precision reference on rank 0 "
@@ -128,8 +137,11 @@ RunConfig to_run_config(const CompareOptions& o, int num_ranks) {
   c.mem_budget_mib = o.mem_budget_mib;
   c.layer.ffn_tile_rows = o.ffn_tile_rows;
   c.layer.backward = o.backward;
-  if (auto why = validate_run_config(c, num_ranks); !why.empty()) throw InputError(why);
+  const std::optional<DType> dtype = parse_dtype(o.dtype);
+  if (!dtype) throw InputError("--dtype: '" + o.dtype + "' is not a storage type (valid: fp32, bf16)");
+  c.shape.dtype = *dtype;
   c.dump = !o.dump_path.empty();
+  if (auto why = validate_run_config(c, num_ranks); !why.empty()) throw InputError(why);
   if (c.dump) {
     int64_t total = 0;
     for (int r = 0; r < num_ranks; ++r) total += c.tokens_on(r);

@@ -20,11 +20,13 @@ constexpr PresetRow kPresets[] = {
 };
 }  // namespace
 
-int64_t ModelShape::expert_weight_bytes() const {
-  int64_t floats = int64_t{hidden} * 2 * ffn + int64_t{ffn} * hidden;
-  if (activation == Activation::GptOss) floats += 2 * int64_t{ffn} + hidden;
-  return floats * static_cast<int64_t>(sizeof(float));
+int64_t ModelShape::expert_weight_elements() const {
+  int64_t n = int64_t{hidden} * 2 * ffn + int64_t{ffn} * hidden;
+  if (activation == Activation::GptOss) n += 2 * int64_t{ffn} + hidden;
+  return n;
 }
+
+int64_t ModelShape::expert_weight_bytes() const { return expert_weight_elements() * element_bytes(); }
 
 std::vector<std::string> preset_names() {
   std::vector<std::string> names;
@@ -60,6 +62,9 @@ std::string validate_shape(const ModelShape& s, int num_ranks) {
     msg << "--experts must be >= 1 (got " << s.num_experts << ")";
   else if (s.hidden < 1)
     msg << "--hidden must be >= 1 (got " << s.hidden << ")";
+  else if (s.dtype == DType::BF16 && s.hidden % 2 != 0)
+    msg << "--hidden must be even with --dtype bf16 (got " << s.hidden
+        << "): bf16 rows are packed two elements per 32-bit word";
   else if (s.ffn < 1)
     msg << "--ffn must be >= 1 (got " << s.ffn << ")";
   else if (s.top_k < 1 || s.top_k > s.num_experts)

@@ -8,6 +8,7 @@
 #include <numeric>
 #include <stdexcept>
 
+#include "kernels/Bf16Kernels.hpp"
 #include "runtime/harness/Reference.hpp"
 #include "runtime/harness/ReferenceBackward.hpp"
 #include "runtime/layer/MoeLayer.hpp"
@@ -66,6 +67,10 @@ std::string ComparisonResult::fastest_exact() const {
 
 std::string validate_run_config(const RunConfig& c, int num_ranks) {
   if (auto why = validate_shape(c.shape, num_ranks); !why.empty()) return why;
+  if (c.shape.dtype == DType::BF16 && c.backward())
+    return "--dtype bf16 does not support --backward (the training step is fp32 only; use --dtype fp32)";
+  if (c.shape.dtype == DType::BF16 && c.dump)
+    return "--dtype bf16 does not support --dump (the dump format is fp32; use --dtype fp32)";
   if (auto why = c.scenario.validate(c.shape); !why.empty()) return why;
   if (auto why = validate_policy_params(c.params); !why.empty()) return why;
   if (!c.tokens_per_rank.empty() && static_cast<int>(c.tokens_per_rank.size()) != num_ranks)
@@ -158,6 +163,16 @@ std::vector<double> to_doubles_host(const Matrix& m) {
   return v;
 }
 
+// Token rows stored in `dtype` (bf16: two elements per word), widened exactly.
+std::vector<double> stored_to_doubles(const Matrix& m, DType dtype) {
+  if (dtype == DType::F32) return to_doubles_host(m);
+  auto h = Kokkos::create_mirror_view_and_copy(Kokkos::HostSpace(), m);
+  const bf16* b = reinterpret_cast<const bf16*>(h.data());
+  std::vector<double> v(h.span() * 2);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = to_float(b[i]);
+  return v;
+}
+
 // Progress on stderr from rank 0: a live line on a terminal, and a line per
 // 10% in a log file (Slurm output), so long runs show where they are.
 class Progress {
@@ -200,8 +215,11 @@ class ComparisonRun {
     for (int l = 0; l < cfg.layers; ++l)
       layers_.push_back(
           std::make_unique<MoeLayer>(cfg.shape, l, cfg.seed, source, comm, tracker_, workspaces_, cfg.layer));
-    x_ = TrackedMatrix(tracker_, "tokens", cfg.tokens_on(me_), cfg.shape.hidden);
-    out_ = TrackedMatrix(tracker_, "output", cfg.tokens_on(me_), cfg.shape.hidden);
+    x_ = TrackedMatrix(tracker_, "tokens", cfg.tokens_on(me_), cfg.shape.row_words());
+    out_ = TrackedMatrix(tracker_, "output", cfg.tokens_on(me_), cfg.shape.row_words());
+    if (cfg.shape.dtype == DType::BF16)  // where tokens are made before rounding; not the step's memory
+      x_fp32_ = Matrix(std::string("tokens_fp32"), static_cast<size_t>(cfg.tokens_on(me_)),
+                       static_cast<size_t>(cfg.shape.hidden));
     if (cfg.backward()) {
       grad_out_ = TrackedMatrix(tracker_, "output_grad", cfg.tokens_on(me_), cfg.shape.hidden);
       dx_ = TrackedMatrix(tracker_, "input_grad", cfg.tokens_on(me_), cfg.shape.hidden);
@@ -215,7 +233,7 @@ class ComparisonRun {
   void warm_up() {
     for (int w = 0; w < cfg_.warmup; ++w)
       for (auto& p : policies_) {
-        generate_tokens(cfg_.shape, cfg_.seed, 0, 0, token_offset_, x_.view());
+        make_tokens(0, 0);
         layers_[0]->forward(x_.view(), RoutingKey{cfg_.seed, 0, 0, token_offset_}, *p, out_.view());
         if (cfg_.backward()) {
           generate_output_grad(cfg_.seed, 0, 0, token_offset_, grad_out_.view());
@@ -253,15 +271,27 @@ class ComparisonRun {
   // The inputs every policy sees at (step, layer): tokens, and for --check all
   // ranks' tokens on rank 0.
   void make_inputs(int step, int layer) {
-    generate_tokens(cfg_.shape, cfg_.seed, step, layer, token_offset_, x_.view());
+    make_tokens(step, layer);
     if (cfg_.backward()) generate_output_grad(cfg_.seed, step, layer, token_offset_, grad_out_.view());
     ref_ = ReferenceData{};
     x_all_.clear();
     grad_all_.clear();
-    if (cfg_.check) comm_.gatherv(to_doubles_host(x_.view()), x_all_);
+    if (cfg_.check) comm_.gatherv(stored_to_doubles(x_.view(), cfg_.shape.dtype), x_all_);
     if (dumping(step, layer)) begin_dump(layer);
     if ((cfg_.check || dumping(step, layer)) && cfg_.backward())
       comm_.gatherv(to_doubles_host(grad_out_.view()), grad_all_);
+  }
+
+  // This rank's tokens at (step, layer) in the run's dtype: the same fp32
+  // values in every dtype, rounded to bf16 for --dtype bf16.
+  void make_tokens(int step, int layer) {
+    if (cfg_.shape.dtype == DType::F32) {
+      generate_tokens(cfg_.shape, cfg_.seed, step, layer, token_offset_, x_.view());
+      return;
+    }
+    generate_tokens(cfg_.shape, cfg_.seed, step, layer, token_offset_, x_fp32_);
+    narrow_to_bf16(x_fp32_, bf16_rows(UnmanagedMatrix(x_.view())));
+    ExecSpace().fence();
   }
 
   void run_policy(size_t pi, int step, int layer) {
@@ -324,7 +354,7 @@ class ComparisonRun {
     comm_.gatherv(ids_d, g.ids);
     comm_.gatherv(gates_d, g.gates);
     comm_.gatherv(keep_d, g.keep);
-    comm_.gatherv(to_doubles_host(out_.view()), g.out);
+    comm_.gatherv(stored_to_doubles(out_.view(), cfg_.shape.dtype), g.out);
     return g;
   }
 
@@ -512,7 +542,8 @@ class ComparisonRun {
   MemoryTracker tracker_;
   LayerWorkspaces workspaces_{tracker_, cfg_.shape};  // the layers' step buffers, one set
   std::vector<std::unique_ptr<MoeLayer>> layers_;
-  TrackedMatrix x_, out_;
+  TrackedMatrix x_, out_;        // tokens and output, stored in the run's dtype
+  Matrix x_fp32_;                // --dtype bf16: tokens before rounding (made outside the step)
   TrackedMatrix grad_out_, dx_;  // --backward: G and dL/dx
   std::optional<StepBudget> budget_;
   double epoch_ = 0.0;

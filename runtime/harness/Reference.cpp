@@ -14,6 +14,18 @@ namespace {
 double silu(double g) { return g / (1.0 + std::exp(-g)); }
 }  // namespace
 
+double reference_round_bf16(double x) {
+  if (x == 0.0 || !std::isfinite(x)) return x;
+  // 8 significant bits (bf16's 7 stored + the implicit one), never finer than
+  // the subnormal step 2^-133; nearbyint rounds ties to even.
+  const int e = std::max(std::ilogb(x), -126);
+  const double step = std::ldexp(1.0, e - 7);
+  const double r = std::nearbyint(x / step) * step;
+  return std::abs(r) >= std::ldexp(1.0, 128) ? std::copysign(INFINITY, x) : r;
+}
+
+double reference_stored(const ModelShape& s, double x) { return s.dtype == DType::BF16 ? reference_round_bf16(x) : x; }
+
 void reference_expert_weights(const ModelShape& s, int layer, uint64_t seed, int expert, std::span<double> w_gu,
                               std::span<double> w_d, std::span<double> b_gu, std::span<double> b_d) {
   const int64_t D = s.hidden, H = s.ffn;
@@ -29,6 +41,9 @@ void reference_expert_weights(const ModelShape& s, int layer, uint64_t seed, int
     b_gu[i] = gpt_oss ? synthetic_value(seed, Stream::ExpertBias, L, E, i, sc.bias) : 0.0;
   for (int64_t i = 0; i < D; ++i)
     b_d[i] = gpt_oss ? synthetic_value(seed, Stream::ExpertBias, L, E, 2 * H + i, sc.bias) : 0.0;
+  if (s.dtype == DType::F32) return;
+  for (auto part : {w_gu, w_d, b_gu, b_d})
+    for (double& w : part) w = reference_round_bf16(w);
 }
 
 double reference_activation(const ModelShape& s, double g, double u) {
@@ -64,7 +79,7 @@ std::vector<double> reference_slot_outputs(const ModelShape& s, int layer, uint6
       for (int64_t d = 0; d < D; ++d) yt[d] = b_d[d];
       for (int64_t j = 0; j < H; ++j)
         for (int64_t d = 0; d < D; ++d) yt[d] += act[j] * w_d[j * D + d];
-      for (int64_t d = 0; d < D; ++d) yt[d] *= gates[slot];
+      for (int64_t d = 0; d < D; ++d) yt[d] = reference_stored(s, yt[d]) * gates[slot];
     }
   }
   return y;

@@ -16,13 +16,14 @@ WeightScales weight_scales(const ModelShape& s) {
 }
 
 namespace {
+// fp32 words of one packed expert (bf16: two elements per word).
 int64_t packed_size(const ModelShape& s) { return s.expert_weight_bytes() / static_cast<int64_t>(sizeof(float)); }
 }  // namespace
 
 void generate_expert_packed(const ModelShape& shape, int layer, uint64_t seed, int expert, float* packed) {
   const int64_t n_gu = int64_t{shape.hidden} * 2 * shape.ffn;
   const int64_t n_d = int64_t{shape.ffn} * shape.hidden;
-  const int64_t n = packed_size(shape);
+  const int64_t n = shape.expert_weight_elements();
   const WeightScales sc = weight_scales(shape);
   const uint64_t L = static_cast<uint64_t>(layer), E = static_cast<uint64_t>(expert);
   Kokkos::parallel_for(
@@ -47,8 +48,20 @@ ExpertStore::ExpertStore(const ModelShape& shape, int layer, uint64_t seed, int 
       tracker_(&tracker),
       native_(tracker, "native_experts", num_native_, packed_floats_),
       import_ws_(&imports) {
-  for (int i = 0; i < num_native_; ++i)
-    generate_expert_packed(shape_, layer, seed, first_native_ + i, native_.view().data() + i * packed_floats_);
+  if (shape.dtype == DType::BF16) {
+    // Generated in fp32 (the same values as an fp32 run), then rounded: the
+    // fp32 copy is the constructor's, untracked and gone before any step.
+    Vector wide(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("expert_fp32")),
+                static_cast<size_t>(shape.expert_weight_elements()));
+    for (int i = 0; i < num_native_; ++i) {
+      generate_expert_packed(shape_, layer, seed, first_native_ + i, wide.data());
+      narrow_to_bf16(wide.data(), shape.expert_weight_elements(),
+                     reinterpret_cast<bf16*>(native_.view().data() + i * packed_floats_));
+    }
+  } else {
+    for (int i = 0; i < num_native_; ++i)
+      generate_expert_packed(shape_, layer, seed, first_native_ + i, native_.view().data() + i * packed_floats_);
+  }
   Kokkos::fence();
 }
 
@@ -61,6 +74,20 @@ const float* ExpertStore::packed(int expert) const {
 }
 
 ExpertWeightsView ExpertStore::view(int expert) const { return packed_expert_view(packed(expert), shape_); }
+
+Bf16ExpertWeights ExpertStore::bf16_view(int expert) const {
+  const bf16* p = reinterpret_cast<const bf16*>(packed(expert));
+  const int64_t D = shape_.hidden, H = shape_.ffn;
+  const PackedLayout l = packed_layout(shape_);
+  Bf16ExpertWeights v;
+  v.w_gu = ConstBf16Matrix(p + l.w_gu, static_cast<size_t>(D), static_cast<size_t>(2 * H));
+  v.w_d = ConstBf16Matrix(p + l.w_d, static_cast<size_t>(H), static_cast<size_t>(D));
+  if (l.biases) {
+    v.b_gu = p + l.b_gu;
+    v.b_d = p + l.b_d;
+  }
+  return v;
+}
 
 PackedLayout packed_layout(const ModelShape& shape) {
   const int64_t D = shape.hidden, H = shape.ffn;

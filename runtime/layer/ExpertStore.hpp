@@ -3,7 +3,8 @@
 // seed), the experts it imports for one step under a plan, and the replicas a
 // stateful policy keeps resident here between steps (one set per policy). Each expert is
 // one packed buffer [W_gu (D x 2H) | W_d (H x D) | b_gu (2H) | b_d (D)] so that
-// a weight transfer is a single message.
+// a weight transfer is a single message. With --dtype bf16 the buffer holds
+// bf16 elements, two per fp32 word: packed_floats() counts words.
 
 #include <cstdint>
 #include <map>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "kernels/ExpertFfn.hpp"
+#include "kernels/ExpertFfnBf16.hpp"
 #include "runtime/common/ModelConfig.hpp"
 #include "runtime/layer/MemoryTracker.hpp"
 #include "runtime/layer/Workspace.hpp"
@@ -35,6 +37,8 @@ class ExpertStore {
   /// Packed weights of a native or imported expert (device pointer).
   const float* packed(int expert) const;
   ExpertWeightsView view(int expert) const;
+  /// The same expert's weights as bf16 (--dtype bf16 only).
+  Bf16ExpertWeights bf16_view(int expert) const;
 
   /// Room for this step's imported experts, one row each of the grow-only
   /// imports workspace, which persists across steps (no allocation once the count has

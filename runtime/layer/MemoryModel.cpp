@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "kernels/ExpertFfn.hpp"
+#include "kernels/ExpertFfnBf16.hpp"
 #include "runtime/layer/WorkSplit.hpp"
 
 namespace moe {
@@ -19,7 +20,7 @@ std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, 
                                      const ModelShape& s, int num_layers, int64_t ffn_tile_rows,
                                      const std::vector<int64_t>& resident_elsewhere, bool backward) {
   const int P = plan.num_ranks, N = plan.num_experts;
-  const int64_t D = s.hidden, H = s.ffn, f = static_cast<int64_t>(sizeof(float));
+  const int64_t D = s.hidden, H = s.ffn, f = static_cast<int64_t>(sizeof(float)), eb = s.element_bytes();
   // Weights (and with the backward their gradients, the same size).
   const int64_t weights = (backward ? 2 : 1) * int64_t{num_layers} * ((N / P) * s.expert_weight_bytes() + D * N * f);
   // The backward's partial gradients: of the non-native experts each rank
@@ -47,14 +48,23 @@ std::vector<int64_t> plan_peak_bytes(const Plan& plan, const LoadMatrix& loads, 
     const int64_t sent = (exact ? split.kept_rows(r) : slots) - own;
     const int64_t received = w.slots - own;
     const int64_t ws_rows = ffn_workspace_rows(w.largest_block(), LayerOptions{ffn_tile_rows}.tile_rows(s));
-    const int64_t compute = 2 * tokens * D              // tokens and output
-                            + (sent + received) * D     // exchange send and receive buffers
-                            + 2 * w.slots * D           // expert-major input and output
-                            + ws_rows * 3 * H;          // gate/up and activation workspaces
-    const int64_t route = 2 * tokens * D + tokens * N;  // tokens, output and router logits
+    // Token rows (tokens, output, exchange buffers, expert-major blocks) are
+    // stored in the dtype, eb bytes an element; workspaces and logits are fp32.
+    const int64_t rows = 2 * tokens * D                    // tokens and output
+                         + (sent + received) * D           // exchange send and receive buffers
+                         + 2 * w.slots * D;                // expert-major input and output
+    int64_t compute = rows * eb + ws_rows * 3 * H * f;     // gate/up and activation workspaces
+    int64_t route = 2 * tokens * D * eb + tokens * N * f;  // tokens, output and router logits
+    if (s.dtype == DType::BF16) {
+      // kernels/ExpertFfnBf16.hpp: the tile's widened input, one widened
+      // weight panel and its product; the router's widened tokens.
+      const int64_t pc = bf16_panel_cols(D, H);
+      if (ws_rows > 0) compute += (ws_rows * D + bf16_panel_floats(D, H) + ws_rows * pc) * f;
+      if (tokens > 0) route += tokens * D * f;
+    }
     int64_t resident = resident_elsewhere.empty() ? 0 : resident_elsewhere[static_cast<size_t>(r)];
     if (!plan.resident.empty()) resident += static_cast<int64_t>(plan.resident[static_cast<size_t>(r)].size());
-    int64_t activations = std::max(compute, route) * f;
+    int64_t activations = std::max(compute, route);
     if (backward) {
       // Tokens, output, output gradient, input gradient; the forward's
       // buffers stay to the end of the backward, with the gate/up of every
@@ -127,7 +137,7 @@ std::optional<int64_t> checked_expert_weight_bytes(const ModelShape& s) {
     auto bias = checked_add(2 * H, D);
     floats = bias ? checked_add(*floats, *bias) : std::nullopt;
   }
-  return floats ? checked_mul(*floats, static_cast<int64_t>(sizeof(float))) : std::nullopt;
+  return floats ? checked_mul(*floats, s.element_bytes()) : std::nullopt;
 }
 
 namespace {
@@ -148,6 +158,8 @@ std::optional<int64_t> min_rank_bytes(const ModelShape& s, int num_ranks, int64_
   const auto io = checked_product({2, tokens, s.hidden});
   const auto logits = checked_product({tokens, s.num_experts});
   if (!weights || !io || !logits) return std::nullopt;
+  // fp32: tokens and output in fp32. bf16: in bf16, plus the router's fp32
+  // copy of the tokens: 2*2 + 4 = 2*4 bytes per element, the same sum.
   const auto route = checked_add(*io, *logits);
   const auto route_bytes = route ? checked_mul(*route, static_cast<int64_t>(sizeof(float))) : std::nullopt;
   return route_bytes ? checked_add(*weights, *route_bytes) : std::nullopt;

@@ -7,6 +7,7 @@
 #include <iterator>
 #include <vector>
 
+#include "kernels/Bf16Kernels.hpp"
 #include "kernels/Permute.hpp"
 #include "runtime/layer/MoeLayerState.hpp"
 
@@ -246,7 +247,7 @@ void MoeLayer::dispatch(const Matrix& x, StepState& st) {
     ExecSpace().fence();
   }
   comm_.alltoallv_rows(st.send.view().data(), st.exchange.send_rows, st.recv.view().data(), st.exchange.recv_rows,
-                       shape_.hidden);
+                       shape_.row_words());
 }
 
 void MoeLayer::finish_weight_transfers(StepState& st) {
@@ -262,8 +263,14 @@ void MoeLayer::compute_experts(StepState& st) {
   BusyScope busy(st.T(), Phase::Compute);
   const DispatchLayout& L = st.layout;
   const int64_t tile = ffn_workspace_rows(L.largest_block(), options_.tile_rows(shape_));
-  Workspace::Lease activation = ws_.activation.lease(tile);
   scatter_rows(st.recv.view(), st.recv_compute_row, st.x_experts.view());
+  if (shape_.dtype == DType::BF16) {
+    compute_experts_bf16(st, tile);
+    gather_rows(st.y_experts.view(), st.recv_compute_row, st.recv.view());
+    ExecSpace().fence();
+    return;
+  }
+  Workspace::Lease activation = ws_.activation.lease(tile);
   if (!st.save) {
     Workspace::Lease gate_up = ws_.gate_up.lease(tile);
     for (const auto& b : L.blocks)
@@ -285,16 +292,34 @@ void MoeLayer::compute_experts(StepState& st) {
   ExecSpace().fence();
 }
 
+// Expert compute on bf16 rows and weights (kernels/ExpertFfnBf16.hpp): the
+// tile's fp32 workspaces, and the widened input and weight panel besides.
+void MoeLayer::compute_experts_bf16(StepState& st, int64_t tile) {
+  Workspace::Lease activation = ws_.activation.lease(tile), gate_up = ws_.gate_up.lease(tile),
+                   wide_in = ws_.wide_in.lease(tile), panel = ws_.weight_panel.lease(tile > 0 ? 1 : 0),
+                   panel_out = ws_.panel_out.lease(tile);
+  const Bf16FfnWorkspaces fws{wide_in.view(), gate_up.view(), activation.view(), panel.view(), panel_out.view()};
+  const Bf16Matrix x = bf16_rows(st.x_experts.view()), y = bf16_rows(st.y_experts.view());
+  const size_t D = static_cast<size_t>(shape_.hidden);
+  for (const auto& b : st.layout.blocks)
+    expert_ffn_bf16(ConstBf16Matrix(x.data() + b.begin * shape_.hidden, static_cast<size_t>(b.count), D),
+                    experts_.bf16_view(b.expert), act_, fws,
+                    Bf16Matrix(y.data() + b.begin * shape_.hidden, static_cast<size_t>(b.count), D));
+}
+
 // Combine: reverse all-to-all(v) back to the slots' origins, then take the
 // gate-weighted sum over K, each slot's output from the returned rows or, for
 // slots computed here, from the expert-major output.
 void MoeLayer::combine(const Matrix& out, StepState& st) {
   PhaseScope wall(st.T(), Phase::Combine);
   comm_.alltoallv_rows(st.recv.view().data(), st.exchange.recv_rows, st.send.view().data(), st.exchange.send_rows,
-                       shape_.hidden);
+                       shape_.row_words());
   BusyScope busy(st.T(), Phase::Combine);
-  combine_slots(SlotOutputs{st.send.view(), st.slot_send_row, st.y_experts.view(), st.slot_compute_row},
-                st.routing.gates, shape_.top_k, out);
+  const SlotOutputs y{st.send.view(), st.slot_send_row, st.y_experts.view(), st.slot_compute_row};
+  if (shape_.dtype == DType::BF16)
+    combine_slots_bf16(y, st.routing.gates, shape_.top_k, bf16_rows(UnmanagedMatrix(out)));
+  else
+    combine_slots(y, st.routing.gates, shape_.top_k, out);
   ExecSpace().fence();
   if (!st.save) experts_.clear_imports();  // the backward still needs them
 }
@@ -303,7 +328,7 @@ void MoeLayer::combine(const Matrix& out, StepState& st) {
 // (and the reverse for receiving), so the two totals are equal.
 void MoeLayer::count_traffic(StepState& st) {
   const int me = comm_.rank();
-  const int64_t row_bytes = shape_.hidden * static_cast<int64_t>(sizeof(float));
+  const int64_t row_bytes = shape_.hidden * shape_.element_bytes();
   int64_t rows = 0, rows_inter = 0;
   for (size_t p = 0; p < st.layout.send_rows.size(); ++p) {
     if (static_cast<int>(p) == me) continue;

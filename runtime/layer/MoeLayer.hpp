@@ -100,6 +100,7 @@ class MoeLayer {
   void dispatch(const Matrix& x, StepState& st);
   void finish_weight_transfers(StepState& st);
   void compute_experts(StepState& st);
+  void compute_experts_bf16(StepState& st, int64_t tile);
   void combine(const Matrix& out, StepState& st);
   void count_traffic(StepState& st);
   // Backward stages (MoeLayerBackward.cpp).

@@ -1,5 +1,6 @@
 #include "runtime/layer/Router.hpp"
 
+#include "kernels/Bf16Kernels.hpp"
 #include "kernels/Gemm.hpp"
 #include "kernels/RouterKernels.hpp"
 #include "runtime/common/Rng.hpp"
@@ -41,8 +42,15 @@ Routing Router::route(const Matrix& x, const RoutingKey& key) const {
                                     static_cast<size_t>(B * K));
   r.gates = Vector(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("gates")), static_cast<size_t>(B * K));
   if (B == 0) return r;
+  // bf16 tokens (two per word) are widened for the fp32 router GEMM; the
+  // fp32 copy lives for the routing stage only (MemoryModel.cpp counts it).
+  TrackedMatrix wide;
+  if (shape_.dtype == DType::BF16) {
+    wide = TrackedMatrix(*tracker_, "router_input", B, shape_.hidden);
+    widen_from_bf16(bf16_rows(ConstUnmanagedMatrix(x)), wide.view());
+  }
   TrackedMatrix logits(*tracker_, "router_logits", B, shape_.num_experts);
-  gemm_nn(x, w_r_.view(), logits.view());
+  gemm_nn(shape_.dtype == DType::BF16 ? wide.view() : x, w_r_.view(), logits.view());
   auto ids_host = Kokkos::create_mirror_view(r.expert_ids_dev);
   if (source_) {
     source_(key, B, std::span<int32_t>(r.expert_ids.data(), r.expert_ids.size()));

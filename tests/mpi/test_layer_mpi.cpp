@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "comm/CommFactory.hpp"
+#include "kernels/Bf16Kernels.hpp"
 #include "runtime/layer/MemoryModel.hpp"
 #include "runtime/layer/MoeLayer.hpp"
 #include "runtime/layer/WorkSplit.hpp"
@@ -37,8 +38,9 @@ struct LayerSetup {
 };
 
 void run_and_check(const std::string& policy_name, const std::string& scenario, int layers, int64_t tile = 0,
-                   bool backward = false) {
+                   bool backward = false, DType dtype = DType::F32) {
   LayerSetup s;
+  s.shape.dtype = dtype;
   const int P = s.comm.size(), me = s.comm.rank();
   PolicyParams params;
   params.set("min-chunk", 16);
@@ -51,9 +53,16 @@ void run_and_check(const std::string& policy_name, const std::string& scenario, 
                                                workspaces, LayerOptions{tile, 0, backward}));
   int64_t offset = 0;
   for (int r = 0; r < me; ++r) offset += 300 + 50 * r;
-  TrackedMatrix x(s.tracker, "x", s.shape.tokens, s.shape.hidden),
-      out(s.tracker, "out", s.shape.tokens, s.shape.hidden);
-  generate_tokens(s.shape, 3, 0, 0, offset, x.view());
+  // Tokens and output in the dtype, as the harness keeps them (bf16: made in fp32, then rounded).
+  TrackedMatrix x(s.tracker, "x", s.shape.tokens, s.shape.row_words()),
+      out(s.tracker, "out", s.shape.tokens, s.shape.row_words());
+  if (dtype == DType::BF16) {
+    Matrix wide("x_fp32", s.shape.tokens, s.shape.hidden);
+    generate_tokens(s.shape, 3, 0, 0, offset, wide);
+    narrow_to_bf16(wide, bf16_rows(UnmanagedMatrix(x.view())));
+  } else {
+    generate_tokens(s.shape, 3, 0, 0, offset, x.view());
+  }
   TrackedMatrix g, dx;  // --backward: the output and input gradients, tracked as the harness does
   if (backward) {
     g = TrackedMatrix(s.tracker, "g", s.shape.tokens, s.shape.hidden);
@@ -97,6 +106,13 @@ TEST(MoeLayerMpi, PeakMatchesTheMemoryModelUnderCapacity) { run_and_check("capac
 // Issue 16: with a tile smaller than every block, the measured peak still
 // equals the model, whose workspace term is now tile-bounded.
 TEST(MoeLayerMpi, PeakMatchesTheMemoryModelWithSmallTiles) { run_and_check("ep", "95:1", 1, 16); }
+// Issue 13: with --dtype bf16 token rows and weights take 2 bytes an element
+// and the FFN adds its widened fp32 input and weight panel: still exact.
+TEST(MoeLayerMpi, Bf16PeakMatchesTheMemoryModelUnderEp) { run_and_check("ep", "95:1", 1, 0, false, DType::BF16); }
+TEST(MoeLayerMpi, Bf16PeakMatchesTheMemoryModelUnderLlep) { run_and_check("llep", "95:1", 2, 16, false, DType::BF16); }
+TEST(MoeLayerMpi, Bf16PeakMatchesTheMemoryModelUnderCapacity) {
+  run_and_check("capacity", "80:2", 1, 0, false, DType::BF16);
+}
 // Issue 12: with --backward the peak of the training step (forward, saved
 // activations, backward) equals the model's backward peak too, LLEP's spilled
 // experts' partial gradients included; small tiles; two layers.
