@@ -239,12 +239,14 @@ nlohmann::json result_json(const RunConfig& cfg, const ComparisonResult& res) {
       j["grad_weight_bytes"] = p.grad_weight_bytes;
     }
   }
-  return {{"config", config},
-          {"hostnames", res.hostnames},
-          {"node_of_rank", res.node_of_rank},
-          {"ranks_per_node", res.ranks_per_node},
-          {"policies", policies},
-          {"fastest_exact", fastest_trusted(res)}};
+  return {
+      {"config", config},
+      {"hostnames", res.hostnames},
+      {"node_of_rank", res.node_of_rank},
+      {"ranks_per_node", res.ranks_per_node},
+      {"policies", policies},
+      {"clocks", {{"wall_clock", res.clocks.wall}, {"busy_clock", res.clocks.busy}, {"start_clock", res.clocks.start}}},
+      {"fastest_exact", fastest_trusted(res)}};
 }
 
 }  // namespace moe::app

@@ -46,6 +46,7 @@ class StopOnError final : public Communicator {
   void gatherv(std::span<const double> send, std::vector<double>& recv_on_root) override {
     inner_.gatherv(send, recv_on_root);
   }
+  void* device_stream() const override { return inner_.device_stream(); }
   double allreduce_max(double v) override { return inner_.allreduce_max(v); }
   int64_t allreduce_sum(int64_t v) override { return inner_.allreduce_sum(v); }
   void barrier() override { check(); }

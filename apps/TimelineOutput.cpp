@@ -12,6 +12,7 @@
 #include "apps/StopOnError.hpp"
 #include "runtime/common/Errors.hpp"
 #include "runtime/io/TimelineWriter.hpp"
+#include "runtime/layer/LayerClock.hpp"
 #include "version.hpp"
 
 namespace moe::app {
@@ -24,6 +25,7 @@ TimelineHeader timeline_header(const RunConfig& cfg, int num_ranks, std::vector<
   h.tool_version = MOE_EP_VERSION;
   h.hostnames = std::move(hostnames);
   h.start_time = iso8601_utc_now();
+  h.clocks = layer_clock_names();
   h.attributes.emplace_back("node_of_rank", nlohmann::json(node_of_rank).dump());
   h.attributes.emplace_back("ranks_per_node", int64_t{ranks_per_node});
   ComparisonResult empty;

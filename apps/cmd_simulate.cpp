@@ -104,6 +104,7 @@ int run_simulate(const SimulateOptions& o) {
     }
     TimelineHeader h = timeline_header(cfg.run, cfg.ranks, hosts, nodes, std::min(rpn, cfg.ranks));
     h.attributes.emplace_back("simulated", int64_t{1});
+    h.clocks = simulated_clock_names();
     h.attributes.emplace_back("machine", cfg.machine.name);
     try {
       timeline = std::make_unique<TimelineWriter>(o.timeline_path, h);

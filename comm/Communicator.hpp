@@ -61,6 +61,11 @@ class Communicator {
   /// weight gradient). Built on allgather: meant for small arrays.
   void allreduce_sum_floats(std::span<float> values);
 
+  /// The device stream this backend's collectives run on (a cudaStream_t:
+  /// NCCL's token stream), so that a phase clock can mark them on it; null
+  /// for backends that run on the host (MPI, staged MPI).
+  virtual void* device_stream() const { return nullptr; }
+
   virtual double allreduce_max(double v) = 0;
   virtual int64_t allreduce_sum(int64_t v) = 0;
   virtual void barrier() = 0;

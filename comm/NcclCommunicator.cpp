@@ -404,6 +404,7 @@ NcclCommunicator::~NcclCommunicator() = default;  // Impl::teardown: destroy, or
 int NcclCommunicator::rank() const { return impl_->rank; }
 int NcclCommunicator::size() const { return impl_->size; }
 int NcclCommunicator::device() const { return impl_->device; }
+void* NcclCommunicator::device_stream() const { return impl_->s_main; }
 
 void NcclCommunicator::allgather(std::span<const int64_t> send, std::span<int64_t> recv) {
   Impl& m = *impl_;

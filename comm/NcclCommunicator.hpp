@@ -51,6 +51,8 @@ class NcclCommunicator final : public Communicator {
   int size() const override;
   /// The CUDA device this rank uses.
   int device() const;
+  /// The stream of the token all-to-all and the small collectives (cudaStream_t).
+  void* device_stream() const override;
 
   void allgather(std::span<const int64_t> send, std::span<int64_t> recv) override;
   void allgather(std::span<const double> send, std::span<double> recv) override;

@@ -11,6 +11,7 @@
 #include "kernels/Bf16Kernels.hpp"
 #include "runtime/harness/Reference.hpp"
 #include "runtime/harness/ReferenceBackward.hpp"
+#include "runtime/layer/LayerClock.hpp"
 #include "runtime/layer/MoeLayer.hpp"
 #include "runtime/layer/Router.hpp"
 #include "runtime/layer/StepMetrics.hpp"
@@ -262,6 +263,7 @@ class ComparisonRun {
   void init_results() {
     result_.num_ranks = P_;
     result_.hostnames = gather_hostnames(comm_);
+    result_.clocks = layer_clock_names();
     result_.node_of_rank = comm_.node_of_rank();
     for (int n : result_.node_of_rank)
       result_.ranks_per_node = std::max(result_.ranks_per_node, comm_.ranks_on_node(n));

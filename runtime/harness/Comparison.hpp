@@ -119,6 +119,8 @@ struct ComparisonResult {
   std::vector<int> node_of_rank;       // from the communicator (shared-memory split)
   int ranks_per_node = 0;              // the most ranks on one node
   std::vector<PolicyResult> policies;
+  /// The clocks of the phase times (JSON "clocks"; docs/timeline-format.md, "Clocks").
+  PhaseClockNames clocks;
   /// With RunConfig::dump, on rank 0: step 0, layer 0's inputs, weights and
   /// every policy's routing and output (docs/dump.md); written by the caller.
   std::optional<LayerDump> dump;

@@ -294,6 +294,9 @@ TimelineWriter::TimelineWriter(const std::string& path, const TimelineHeader& h)
   h5::write_attr(root, "config", h.config_json);
   h5::write_attr(root, "policy_params", h.policy_params_json);
   h5::write_attr(root, "units", timeline_units_json());
+  h5::write_attr(root, "wall_clock", h.clocks.wall);
+  h5::write_attr(root, "busy_clock", h.clocks.busy);
+  h5::write_attr(root, "start_clock", h.clocks.start);
   h5::write_attr(root, "compression", std::string(m.compressed ? "shuffle+deflate(4)" : "none"));
   for (const auto& attr : h.attributes) {
     const std::string& name = attr.first;

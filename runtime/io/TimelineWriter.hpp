@@ -30,6 +30,9 @@ struct TimelineHeader {
   std::string start_time;              // ISO 8601; empty: now, in UTC
   std::string config_json;             // the full run config as JSON (attribute `config`)
   std::string policy_params_json;      // attribute `policy_params`
+  /// The clocks of the phase fields: attributes wall_clock, busy_clock,
+  /// start_clock (docs/timeline-format.md, "Clocks").
+  PhaseClockNames clocks;
   /// Further scalar root attributes, e.g. the main config fields one by one.
   using Value = std::variant<int64_t, uint64_t, double, std::string>;
   std::vector<std::pair<std::string, Value>> attributes;

@@ -9,6 +9,7 @@
 
 #include "kernels/Bf16Kernels.hpp"
 #include "kernels/Permute.hpp"
+#include "runtime/layer/LayerClock.hpp"
 #include "runtime/layer/MoeLayerState.hpp"
 
 namespace moe {
@@ -24,7 +25,8 @@ MoeLayer::MoeLayer(const ModelShape& shape, int layer, uint64_t seed, ExpertIdSo
       experts_(shape, layer, seed, comm.rank(), comm.size(), tracker, workspaces.imported_experts),
       act_(activation_params(shape)),
       node_of_rank_(options.ranks_per_node > 0 ? std::vector<int>{} : comm.node_of_rank()),
-      ws_(workspaces) {
+      ws_(workspaces),
+      clock_(make_layer_clock(comm)) {
   if (options.ranks_per_node > 0)
     for (int r = 0; r < comm.size(); ++r) node_of_rank_.push_back(node_of(r, options.ranks_per_node));
   if (options.backward) {
@@ -42,6 +44,7 @@ StepRecord MoeLayer::forward(const Matrix& x, const RoutingKey& key, PlacementPo
     saved_.reset();
     experts_.clear_imports();
   }
+  clock_->discard();  // spans of a step that threw half-way
   auto state = std::make_unique<StepState>();
   StepState& st = *state;
   st.save = options_.backward;
@@ -66,6 +69,7 @@ StepRecord MoeLayer::forward(const Matrix& x, const RoutingKey& key, PlacementPo
     st.rec.bytes_resident = tracker_.residents().count(st.plan.policy, comm_.rank()) * experts_.packed_bytes();
     st.rec.peak_bytes = tracker_.peak() + st.rec.bytes_resident;
   }
+  clock_->resolve();  // the phases' times, now that nothing is in flight
   const bool keep = runs && st.save;
   if (trace) {
     trace->executed = runs;
@@ -84,8 +88,8 @@ StepRecord MoeLayer::forward(const Matrix& x, const RoutingKey& key, PlacementPo
 
 // Route: top-K experts and gate weights for every local token.
 void MoeLayer::route(const Matrix& x, const RoutingKey& key, StepState& st) {
-  PhaseScope wall(st.T(), Phase::Route);
-  BusyScope busy(st.T(), Phase::Route);
+  PhaseScope wall(*clock_, st.T(), Phase::Route);
+  BusyScope busy(*clock_, st.T(), Phase::Route);
   st.routing = router_.route(x, key);
   st.rec.slots_routed = static_cast<int64_t>(st.routing.expert_ids.size());
 }
@@ -93,15 +97,15 @@ void MoeLayer::route(const Matrix& x, const RoutingKey& key, StepState& st) {
 // Plan: count local loads, all-gather them, and let the policy plan.
 void MoeLayer::plan(PlacementPolicy& policy, StepState& st) {
   const int P = comm_.size(), N = shape_.num_experts;
-  PhaseScope wall(st.T(), Phase::Plan);
+  PhaseScope wall(*clock_, st.T(), Phase::Plan);
   st.local_counts.assign(static_cast<size_t>(N), 0);
   {
-    BusyScope busy(st.T(), Phase::Plan);
+    BusyScope busy(*clock_, st.T(), Phase::Plan);
     for (int32_t e : st.routing.expert_ids) ++st.local_counts[static_cast<size_t>(e)];
   }
   st.loads = LoadMatrix(P, N);
   comm_.allgather(st.local_counts, st.loads.counts);
-  BusyScope busy(st.T(), Phase::Plan);
+  BusyScope busy(*clock_, st.T(), Phase::Plan);
   st.plan = policy.plan_step(StepContext{layer_, P}, st.loads);
 }
 
@@ -109,8 +113,8 @@ void MoeLayer::plan(PlacementPolicy& policy, StepState& st) {
 // only). A policy that offers alternatives (LLEP with other alphas) may
 // replace the plan by one that fits.
 bool MoeLayer::fit_budget(const PlacementPolicy& policy, const StepBudget& budget, StepState& st) {
-  PhaseScope wall(st.T(), Phase::Plan);
-  BusyScope busy(st.T(), Phase::Plan);
+  PhaseScope wall(*clock_, st.T(), Phase::Plan);
+  BusyScope busy(*clock_, st.T(), Phase::Plan);
   std::vector<int64_t> resident_elsewhere;  // a stateful policy's replicas in the other layers
   if (!st.plan.resident.empty())
     for (int r = 0; r < comm_.size(); ++r)
@@ -128,7 +132,7 @@ bool MoeLayer::fit_budget(const PlacementPolicy& policy, const StepBudget& budge
 // device. Gate-ordered plans need every rank's gates.
 void MoeLayer::lay_out(StepState& st) {
   const int P = comm_.size(), N = shape_.num_experts;
-  PhaseScope wall(st.T(), Phase::Plan);
+  PhaseScope wall(*clock_, st.T(), Phase::Plan);
   std::vector<float> gathered_gates;
   if (st.plan.slot_order == SlotOrder::GateDescending) {
     // This rank's gates grouped by expert, local order within each: a stable
@@ -147,7 +151,7 @@ void MoeLayer::lay_out(StepState& st) {
     gathered_gates.resize(static_cast<size_t>(total));
     comm_.allgatherv(mine, gathered_gates, counts);
   }
-  BusyScope busy(st.T(), Phase::Plan);
+  BusyScope busy(*clock_, st.T(), Phase::Plan);
   const SlotOrderMap order =
       st.plan.slot_order == SlotOrder::GateDescending ? SlotOrderMap(st.loads, gathered_gates) : SlotOrderMap(st.loads);
   st.layout = build_dispatch_layout(st.plan, st.loads, order, comm_.rank(), st.routing.expert_ids, shape_.top_k);
@@ -239,9 +243,9 @@ void MoeLayer::start_weight_transfers(StepState& st) {
 // and no deep_copy without an execution-space instance here
 // (tests/lint/check_no_sync_in_flight.py guards it).
 void MoeLayer::dispatch(const Matrix& x, StepState& st) {
-  PhaseScope wall(st.T(), Phase::Dispatch);
+  PhaseScope wall(*clock_, st.T(), Phase::Dispatch, ClockStream::Compute, ClockStream::Comm);
   {
-    BusyScope busy(st.T(), Phase::Dispatch);
+    BusyScope busy(*clock_, st.T(), Phase::Dispatch);
     gather_rows(x, st.send_token, st.send.view());
     copy_rows(x, st.local_token, st.x_experts.view(), st.local_compute_row);
     ExecSpace().fence();
@@ -251,7 +255,7 @@ void MoeLayer::dispatch(const Matrix& x, StepState& st) {
 }
 
 void MoeLayer::finish_weight_transfers(StepState& st) {
-  PhaseScope wall(st.T(), Phase::Weights);
+  PhaseScope wall(*clock_, st.T(), Phase::Weights, ClockStream::Comm, ClockStream::Comm);
   comm_.wait_exchange();
 }
 
@@ -259,8 +263,8 @@ void MoeLayer::finish_weight_transfers(StepState& st) {
 // block per expert), run each expert's FFN on its block (in row tiles), and
 // put the outputs of received rows back in receive order.
 void MoeLayer::compute_experts(StepState& st) {
-  PhaseScope wall(st.T(), Phase::Compute);
-  BusyScope busy(st.T(), Phase::Compute);
+  PhaseScope wall(*clock_, st.T(), Phase::Compute);
+  BusyScope busy(*clock_, st.T(), Phase::Compute);
   const DispatchLayout& L = st.layout;
   const int64_t tile = ffn_workspace_rows(L.largest_block(), options_.tile_rows(shape_));
   scatter_rows(st.recv.view(), st.recv_compute_row, st.x_experts.view());
@@ -311,10 +315,10 @@ void MoeLayer::compute_experts_bf16(StepState& st, int64_t tile) {
 // gate-weighted sum over K, each slot's output from the returned rows or, for
 // slots computed here, from the expert-major output.
 void MoeLayer::combine(const Matrix& out, StepState& st) {
-  PhaseScope wall(st.T(), Phase::Combine);
+  PhaseScope wall(*clock_, st.T(), Phase::Combine, ClockStream::Comm, ClockStream::Compute);
   comm_.alltoallv_rows(st.recv.view().data(), st.exchange.recv_rows, st.send.view().data(), st.exchange.send_rows,
                        shape_.row_words());
-  BusyScope busy(st.T(), Phase::Combine);
+  BusyScope busy(*clock_, st.T(), Phase::Combine);
   const SlotOutputs y{st.send.view(), st.slot_send_row, st.y_experts.view(), st.slot_compute_row};
   if (shape_.dtype == DType::BF16)
     combine_slots_bf16(y, st.routing.gates, shape_.top_k, bf16_rows(UnmanagedMatrix(out)));

@@ -34,6 +34,7 @@
 #include "runtime/layer/LayerWorkspaces.hpp"
 #include "runtime/layer/MemoryModel.hpp"
 #include "runtime/layer/MemoryTracker.hpp"
+#include "runtime/layer/PhaseTimer.hpp"
 #include "runtime/layer/Router.hpp"
 #include "runtime/layer/StepRecord.hpp"
 
@@ -121,11 +122,12 @@ class MoeLayer {
   ExpertStore experts_;
   ActivationParams act_;
   std::vector<int> node_of_rank_;
-  LayerWorkspaces& ws_;               // step buffers that persist across steps, shared by the rank's layers
-  IndexVector layout_dev_;            // the step's dispatch layout indices, one packed copy
-  std::unique_ptr<StepState> saved_;  // --backward: the forward step awaiting its backward
-  TrackedMatrix grad_native_;         // --backward: num_native x packed_floats
-  TrackedMatrix grad_router_;         // --backward: D x N
+  LayerWorkspaces& ws_;                // step buffers that persist across steps, shared by the rank's layers
+  IndexVector layout_dev_;             // the step's dispatch layout indices, one packed copy
+  std::unique_ptr<StepState> saved_;   // --backward: the forward step awaiting its backward
+  TrackedMatrix grad_native_;          // --backward: num_native x packed_floats
+  TrackedMatrix grad_router_;          // --backward: D x N
+  std::unique_ptr<PhaseClock> clock_;  // times the phases (LayerClock.hpp)
 };
 
 }  // namespace moe

@@ -55,6 +55,7 @@ ExpertGradView packed_grad_view(float* p, const ModelShape& shape) {
 StepRecord MoeLayer::backward(const Matrix& x, const Matrix& grad_out, const Matrix& dx) {
   if (!saved_) throw std::logic_error("MoeLayer::backward: no saved forward (LayerOptions::backward, executed step)");
   StepState& st = *saved_;
+  clock_->discard();
   grad_dispatch(grad_out, st);
   expert_backward(st);
   start_grad_return(st);
@@ -62,6 +63,7 @@ StepRecord MoeLayer::backward(const Matrix& x, const Matrix& grad_out, const Mat
   router_backward(x, dx, st);
   finish_grad_return(st);
   count_grad_traffic(st);
+  clock_->resolve();  // the backward phases' times, after its exchanges
   st.rec.peak_bytes = tracker_.peak() + st.rec.bytes_resident;
   StepRecord rec = st.rec;
   saved_.reset();
@@ -75,10 +77,10 @@ StepRecord MoeLayer::backward(const Matrix& x, const Matrix& grad_out, const Mat
 // expert-major rows of slots computed here), and the forward dispatch's
 // all-to-all(v) of them to the computing ranks.
 void MoeLayer::grad_dispatch(const Matrix& grad_out, StepState& st) {
-  PhaseScope wall(st.T(), Phase::BwdDispatch);
+  PhaseScope wall(*clock_, st.T(), Phase::BwdDispatch);
   const int K = shape_.top_k;
   {
-    BusyScope busy(st.T(), Phase::BwdDispatch);
+    BusyScope busy(*clock_, st.T(), Phase::BwdDispatch);
     Kokkos::deep_copy(ExecSpace(), grad_native_.view(), 0.0f);  // this step's gradients
     st.d_gates = TrackedVector(tracker_, "d_gates", st.routing.expert_ids.size());
     slot_row_dots(SlotOutputs{st.send.view(), st.slot_send_row, st.y_experts.view(), st.slot_compute_row}, grad_out, K,
@@ -89,7 +91,7 @@ void MoeLayer::grad_dispatch(const Matrix& grad_out, StepState& st) {
   }
   comm_.alltoallv_rows(st.send.view().data(), st.exchange.send_rows, st.recv.view().data(), st.exchange.recv_rows,
                        shape_.hidden);
-  BusyScope busy(st.T(), Phase::BwdDispatch);
+  BusyScope busy(*clock_, st.T(), Phase::BwdDispatch);
   scatter_rows(st.recv.view(), st.recv_compute_row, st.y_experts.view());
   ExecSpace().fence();
 }
@@ -103,8 +105,8 @@ void MoeLayer::grad_dispatch(const Matrix& grad_out, StepState& st) {
 // packed row each (returned to the native rank). Then dx_s of received rows
 // go back to receive order for the combine.
 void MoeLayer::expert_backward(StepState& st) {
-  PhaseScope wall(st.T(), Phase::BwdCompute);
-  BusyScope busy(st.T(), Phase::BwdCompute);
+  PhaseScope wall(*clock_, st.T(), Phase::BwdCompute);
+  BusyScope busy(*clock_, st.T(), Phase::BwdCompute);
   const DispatchLayout& L = st.layout;
   std::vector<int> foreign;
   for (const auto& b : L.blocks)
@@ -154,7 +156,7 @@ void MoeLayer::start_grad_return(StepState& st) {
   // Posting is charged to the expert backward's wall time (the forward's
   // weight transfers are posted outside any phase): bwd_weights is the wait
   // and the sum, after the combine, so the timeline's phases do not overlap.
-  PhaseScope wall(st.T(), Phase::BwdCompute);
+  PhaseScope wall(*clock_, st.T(), Phase::BwdCompute);
   const int me = comm_.rank(), P = comm_.size(), N = shape_.num_experts;
   const int64_t bytes = experts_.packed_bytes();
   for (const auto& [e, row] : st.grad_rows) st.grad_sends.push_back({native_rank(e, N, P), e, row, nullptr, bytes});
@@ -184,10 +186,10 @@ void MoeLayer::start_grad_return(StepState& st) {
 // dx_t = sum over the token's kept slots of dx_s (not gate-weighted: the gate
 // is in dz_s). Overwrites dx.
 void MoeLayer::grad_combine(const Matrix& dx, StepState& st) {
-  PhaseScope wall(st.T(), Phase::BwdCombine);
+  PhaseScope wall(*clock_, st.T(), Phase::BwdCombine, ClockStream::Comm, ClockStream::Compute);
   comm_.alltoallv_rows(st.recv.view().data(), st.exchange.recv_rows, st.send.view().data(), st.exchange.send_rows,
                        shape_.hidden);
-  BusyScope busy(st.T(), Phase::BwdCombine);
+  BusyScope busy(*clock_, st.T(), Phase::BwdCombine);
   combine_slots(SlotOutputs{st.send.view(), st.slot_send_row, st.y_experts.view(), st.slot_compute_row}, ConstVector(),
                 shape_.top_k, dx);
   ExecSpace().fence();
@@ -197,9 +199,9 @@ void MoeLayer::grad_combine(const Matrix& dx, StepState& st) {
 // experts (dropped slots have dgate 0 but their logit is in the denominator),
 // dW_r = x^T dl (this rank's part, then summed over ranks) and dx += dl W_r^T.
 void MoeLayer::router_backward(const Matrix& x, const Matrix& dx, StepState& st) {
-  PhaseScope wall(st.T(), Phase::BwdRouter);
+  PhaseScope wall(*clock_, st.T(), Phase::BwdRouter);
   {
-    BusyScope busy(st.T(), Phase::BwdRouter);
+    BusyScope busy(*clock_, st.T(), Phase::BwdRouter);
     const UnmanagedMatrix d_logits(st.d_logits.view().data(), x.extent(0), st.d_logits.view().extent(1));
     chosen_softmax_backward(st.routing.gates, st.d_gates.view(), st.routing.expert_ids_dev, shape_.top_k, d_logits);
     gemm_tn(x, d_logits, grad_router_.view());
@@ -221,9 +223,9 @@ void MoeLayer::router_backward(const Matrix& x, const Matrix& dx, StepState& st)
 
 // The native rank adds the partial gradients it received to its own.
 void MoeLayer::finish_grad_return(StepState& st) {
-  PhaseScope wall(st.T(), Phase::BwdWeights);
+  PhaseScope wall(*clock_, st.T(), Phase::BwdWeights, ClockStream::Comm, ClockStream::Compute);
   comm_.wait_exchange();
-  BusyScope busy(st.T(), Phase::BwdWeights);
+  BusyScope busy(*clock_, st.T(), Phase::BwdWeights);
   const int first_native = comm_.rank() * (shape_.num_experts / comm_.size());
   const int64_t packed = experts_.packed_floats();
   for (size_t i = 0; i < st.incoming_experts.size(); ++i)

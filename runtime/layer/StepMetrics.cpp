@@ -20,19 +20,19 @@ std::vector<MetricField> build_schema() {
     const std::string phase = kPhaseNames[p];
     const int i = static_cast<int>(p);
     f.push_back({"t_" + phase, MetricType::Float64, MetricAggregate::Sum, "s (wall)",
-                 "wall time of the " + phase + " phase", true,
+                 "wall time of the " + phase + " phase (root attribute wall_clock)", true,
                  [](const StepRecord& r, int k) { return r.times.wall[static_cast<size_t>(k)]; },
                  [](StepRecord& r, int k, double v) { r.times.wall[static_cast<size_t>(k)] = v; }, i});
     f.push_back({"busy_" + phase, MetricType::Float64, MetricAggregate::Sum, "s (busy clock)",
                  "busy time of the " + phase +
-                     " phase: local work, not waiting (thread CPU time on host "
-                     "backends, fenced wall time on device backends)",
+                     " phase: local work, not waiting (root attribute busy_clock: thread CPU time on host "
+                     "backends, CUDA events on the compute stream on device backends)",
                  true, [](const StepRecord& r, int k) { return r.times.busy[static_cast<size_t>(k)]; },
                  [](StepRecord& r, int k, double v) { r.times.busy[static_cast<size_t>(k)] = v; }, i});
     f.push_back({"start_" + phase, MetricType::Float64, MetricAggregate::None, "s (wall, since the run's epoch)",
                  "when the " + phase +
                      " phase began, seconds since the epoch all ranks take after a barrier "
-                     "at the start of the run",
+                     "at the start of the run (root attribute start_clock)",
                  true, [](const StepRecord& r, int k) { return r.times.start[static_cast<size_t>(k)]; },
                  [](StepRecord& r, int k, double v) { r.times.start[static_cast<size_t>(k)] = v; }, i});
   }

@@ -235,6 +235,7 @@ SimulationResult simulate(const SimulationConfig& cfg, const SimObserver& observ
   out.compute_source = cost.compute_source();
   ComparisonResult& res = out.comparison;
   res.num_ranks = P;
+  res.clocks = simulated_clock_names();
   res.ranks_per_node = std::min(rpn, P);
   for (int r = 0; r < P; ++r) {
     res.node_of_rank.push_back(node_of(r, rpn));

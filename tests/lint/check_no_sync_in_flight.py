@@ -5,7 +5,9 @@ without an execution-space instance: each would synchronise a GPU and kill the
 overlap of weights with the token exchange (issue 18). Checks the dispatch
 stage of runtime/layer/MoeLayer.cpp, which is all that runs in that window, and
 that forward() calls the stages in that order; and the phase timers dispatch
-opens (runtime/layer/PhaseTimer.hpp), which must not fence the whole device."""
+opens (runtime/layer/PhaseTimer.hpp), which must not fence the whole device,
+and the event clock's begin/end (runtime/layer/EventPhaseClock.cpp), which
+must not wait for events."""
 import re
 import sys
 
@@ -43,4 +45,17 @@ timer = open(os.path.join(os.path.dirname(sys.argv[1]), "PhaseTimer.hpp")).read(
 if re.search(r"Kokkos::fence\s*\(", timer):
     sys.exit("check_no_sync_in_flight: runtime/layer/PhaseTimer.hpp (BusyScope runs inside dispatch) has a global "
              "Kokkos::fence() (fence an execution-space instance instead)")
+# The event clock's begin() and end() run inside dispatch too: they may only
+# record events; waiting for them (synchronize, elapsed time) is resolve()'s.
+clock = open(os.path.join(os.path.dirname(sys.argv[1]), "EventPhaseClock.cpp")).read()
+for name in ("begin", "end", "acquire"):
+    m = re.search(r"\n[^\n]*EventPhaseClock::" + name + r"\([^)]*\)[^{]*\{", clock)
+    if not m:
+        sys.exit(f"check_no_sync_in_flight: EventPhaseClock::{name} not found")
+    depth, i = 1, m.end()
+    while depth:
+        depth += {"{": 1, "}": -1}.get(clock[i], 0)
+        i += 1
+    if re.search(r"synchronize|elapsed_ms|fence", clock[m.end():i - 1]):
+        sys.exit(f"check_no_sync_in_flight: EventPhaseClock::{name} (runs inside dispatch) waits for events")
 print("check_no_sync_in_flight: dispatch stage is free of allocations, global fences and blocking copies")

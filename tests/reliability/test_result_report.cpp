@@ -52,6 +52,10 @@ TEST(ResultReport, OomPolicyHasNullError) {
   EXPECT_TRUE(j["policies"][0]["max_rel_err_full"].is_null());
   EXPECT_DOUBLE_EQ(j["policies"][1]["max_rel_err"].get<double>(), 1e-7);
   EXPECT_EQ(j["fastest_exact"], "llep");
+  // The clocks of the phase times (docs/timeline-format.md, "Clocks"): the host's by default.
+  EXPECT_EQ(j["clocks"]["wall_clock"], "host_steady_clock");
+  EXPECT_EQ(j["clocks"]["busy_clock"], "thread_cpu_clock");
+  EXPECT_EQ(j["clocks"]["start_clock"], "host_steady_clock");
 }
 
 TEST(ResultReport, NanAndInfAreReportedAndNeverFastest) {

@@ -61,6 +61,20 @@ int64_t int_attr(hid_t file, const char* name) {
   return v;
 }
 
+std::string string_attr(hid_t file, const char* name) {
+  const hid_t a = H5Aopen(file, name, H5P_DEFAULT);
+  if (a < 0) return "<missing>";
+  const hid_t t = H5Tcopy(H5T_C_S1);
+  H5Tset_size(t, H5T_VARIABLE);
+  H5Tset_cset(t, H5T_CSET_UTF8);
+  char* p = nullptr;
+  std::string v = H5Aread(a, t, &p) >= 0 && p ? std::string(p) : "<unreadable>";
+  if (p) H5free_memory(p);
+  H5Tclose(t);
+  H5Aclose(a);
+  return v;
+}
+
 TEST(TimelineWriter, RowsAndAttributesReadBack) {
   TempFile f("rows.h5");
   TimelineHeader h;
@@ -70,6 +84,7 @@ TEST(TimelineWriter, RowsAndAttributesReadBack) {
   h.hostnames = {"a", "b"};
   h.config_json = "{\"steps\": 1}";
   h.attributes.emplace_back("steps", int64_t{1});
+  h.clocks = {"cuda_event", "cuda_event", "cuda_event"};
   LoadMatrix loads(2, 4);
   loads.at(0, 1) = 3;
   loads.at(1, 1) = 2;
@@ -94,6 +109,7 @@ TEST(TimelineWriter, RowsAndAttributesReadBack) {
   EXPECT_EQ(int_attr(r, "mpi_size"), 2);
   EXPECT_EQ(int_attr(r, "steps"), 1);
   EXPECT_EQ(int_attr(r, "format_version"), kTimelineFormatVersion);
+  for (const char* clock : {"wall_clock", "busy_clock", "start_clock"}) EXPECT_EQ(string_attr(r, clock), "cuda_event");
 
   // Read two fields of /timeline through a partial compound type.
   struct Pick {
