@@ -10,13 +10,11 @@
 
 namespace moe::app {
 
-namespace {
-std::string join(const std::vector<std::string>& v) {
+std::string join(const std::vector<std::string>& names, const char* sep) {
   std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  for (const auto& x : names) s += (s.empty() ? "" : sep) + x;
   return s;
 }
-}  // namespace
 
 CLI::Validator at_least(int64_t lo) {
   return CLI::Validator(

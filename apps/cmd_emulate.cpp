@@ -48,12 +48,6 @@ struct EmulateOptions {
 // Rate assumed for the CPU-time warning: one core's OpenBLAS sgemm here.
 constexpr double kHostFlopsGuess = 100e9;
 
-std::string join(const std::vector<std::string>& v, const char* sep = ",") {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-  return s;
-}
-
 #ifdef MOE_HAVE_CUDA
 // The cuBLAS runner of moe_cuda behind the emulation's RankRunner.
 class CudaRankRunner final : public RankRunner {
@@ -357,7 +351,7 @@ void add_emulate_command(CLI::App& app, std::vector<Command>& commands) {
       ->check(at_least(1))
       ->group("Emulation");
   cmd->add_option("--policies", o->policies,
-                  "Comma-separated policies (registered: " + join(policy_names()) + "); ep is always included")
+                  "Comma-separated policies (registered: " + join(policy_names(), ",") + "); ep is always included")
       ->capture_default_str()
       ->group("Emulation");
   cmd->add_option("--dtype", o->dtype,

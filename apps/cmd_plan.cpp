@@ -39,12 +39,6 @@ struct PlanOptions {
   bool loads_given() const { return loads_opt && loads_opt->count() > 0; }
 };
 
-std::string join_names(const std::vector<std::string>& names, const char* sep) {
-  std::string s;
-  for (const auto& n : names) s += (s.empty() ? "" : sep) + n;
-  return s;
-}
-
 /// Global per-expert loads from --loads; throws InputError naming the flag.
 LoadMatrix loads_from_list(const PlanOptions& o) {
   const std::vector<int64_t> loads = parse_int_list(o.loads, "--loads");
@@ -231,7 +225,7 @@ void add_plan_command(CLI::App& app, std::vector<Command>& commands) {
   auto o = std::make_shared<PlanOptions>();
   CLI::App* cmd =
       app.add_subcommand("plan", "Compute one placement plan from expert loads and print it (no MPI, no experts run)");
-  cmd->add_option("--policy", o->policy, "Placement policy: " + join_names(policy_names(), " | "))
+  cmd->add_option("--policy", o->policy, "Placement policy: " + join(policy_names(), " | "))
       ->capture_default_str()
       ->group("Policy");
   cmd->add_option("--ranks", o->ranks, "P, number of ranks (expert-parallel size); must divide N")
@@ -251,10 +245,10 @@ void add_plan_command(CLI::App& app, std::vector<Command>& commands) {
                       "experts, e.g. 95:1) | zipf:S (e.g. zipf:1.2); step 0, no drift (docs/scenarios.md)")
           ->capture_default_str()
           ->group("Loads");
-  CLI::Option* preset = cmd->add_option("--preset", o->model.preset,
-                                        "Model shape preset giving N and K: " + join_names(preset_names(), ", "))
-                            ->capture_default_str()
-                            ->group("Loads");
+  CLI::Option* preset =
+      cmd->add_option("--preset", o->model.preset, "Model shape preset giving N and K: " + join(preset_names(), ", "))
+          ->capture_default_str()
+          ->group("Loads");
   CLI::Option* experts =
       cmd->add_option("--experts", o->model.experts, "N, number of experts (default: from --preset); must divide by P")
           ->check(at_least(1))
