@@ -284,7 +284,9 @@ TEST(EplbProperties, HoldOnRandomEstimates) {
       EXPECT_EQ(eplb_place(c.estimate, cfg.no_duplicate ? cfg : other), pub);
     }
   }
-  EXPECT_GT(hierarchical, moe_test::random_cases(300));
+  // Each kind of case occurred: hierarchical ones are about 1 in 10 (30 of
+  // the sanitizer run's 300), so the bound is 1 in 20.
+  EXPECT_GT(hierarchical, moe_test::random_cases(150));
   EXPECT_GT(no_dup, moe_test::random_cases(300));
   EXPECT_GT(compared_no_dup, moe_test::random_cases(100));
 }
