@@ -76,17 +76,7 @@ const float* ExpertStore::packed(int expert) const {
 ExpertWeightsView ExpertStore::view(int expert) const { return packed_expert_view(packed(expert), shape_); }
 
 Bf16ExpertWeights ExpertStore::bf16_view(int expert) const {
-  const bf16* p = reinterpret_cast<const bf16*>(packed(expert));
-  const int64_t D = shape_.hidden, H = shape_.ffn;
-  const PackedLayout l = packed_layout(shape_);
-  Bf16ExpertWeights v;
-  v.w_gu = ConstBf16Matrix(p + l.w_gu, static_cast<size_t>(D), static_cast<size_t>(2 * H));
-  v.w_d = ConstBf16Matrix(p + l.w_d, static_cast<size_t>(H), static_cast<size_t>(D));
-  if (l.biases) {
-    v.b_gu = p + l.b_gu;
-    v.b_d = p + l.b_d;
-  }
-  return v;
+  return packed_view<Bf16ExpertWeights, ConstBf16Matrix>(reinterpret_cast<const bf16*>(packed(expert)), shape_);
 }
 
 PackedLayout packed_layout(const ModelShape& shape) {
@@ -101,16 +91,7 @@ PackedLayout packed_layout(const ModelShape& shape) {
 }
 
 ExpertWeightsView packed_expert_view(const float* p, const ModelShape& shape) {
-  const int64_t D = shape.hidden, H = shape.ffn;
-  const PackedLayout l = packed_layout(shape);
-  ExpertWeightsView v;
-  v.w_gu = ConstUnmanagedMatrix(p + l.w_gu, static_cast<size_t>(D), static_cast<size_t>(2 * H));
-  v.w_d = ConstUnmanagedMatrix(p + l.w_d, static_cast<size_t>(H), static_cast<size_t>(D));
-  if (l.biases) {
-    v.b_gu = p + l.b_gu;
-    v.b_d = p + l.b_d;
-  }
-  return v;
+  return packed_view<ExpertWeightsView, ConstUnmanagedMatrix>(p, shape);
 }
 
 std::vector<std::pair<int, float*>> ExpertStore::set_resident(const std::string& policy,

@@ -93,6 +93,23 @@ struct PackedLayout {
 };
 PackedLayout packed_layout(const ModelShape& shape);
 
+/// Views of the parts of one packed expert at `packed` (elements of T: float
+/// or bf16 weights, float gradients): View's matrices w_gu (D x 2H) and w_d
+/// (H x D) of type Matrix, and bias pointers b_gu, b_d for gpt-oss.
+template <class View, class Matrix, class T>
+View packed_view(T* packed, const ModelShape& shape) {
+  const auto D = static_cast<size_t>(shape.hidden), H = static_cast<size_t>(shape.ffn);
+  const PackedLayout l = packed_layout(shape);
+  View v;
+  v.w_gu = Matrix(packed + l.w_gu, D, 2 * H);
+  v.w_d = Matrix(packed + l.w_d, H, D);
+  if (l.biases) {
+    v.b_gu = packed + l.b_gu;
+    v.b_d = packed + l.b_d;
+  }
+  return v;
+}
+
 /// The views of one expert's packed weights (device pointer `packed`).
 ExpertWeightsView packed_expert_view(const float* packed, const ModelShape& shape);
 

@@ -39,16 +39,7 @@ struct ExpertGradView {
 };
 
 ExpertGradView packed_grad_view(float* p, const ModelShape& shape) {
-  const int64_t D = shape.hidden, H = shape.ffn;
-  const PackedLayout l = packed_layout(shape);
-  ExpertGradView v;
-  v.w_gu = UnmanagedMatrix(p + l.w_gu, static_cast<size_t>(D), static_cast<size_t>(2 * H));
-  v.w_d = UnmanagedMatrix(p + l.w_d, static_cast<size_t>(H), static_cast<size_t>(D));
-  if (l.biases) {
-    v.b_gu = p + l.b_gu;
-    v.b_d = p + l.b_d;
-  }
-  return v;
+  return packed_view<ExpertGradView, UnmanagedMatrix>(p, shape);
 }
 }  // namespace
 
