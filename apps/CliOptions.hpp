@@ -41,10 +41,10 @@ std::vector<int64_t> parse_int_list(const std::string& text, const std::string& 
 /// Splits a comma-separated list of names.
 std::vector<std::string> split_list(const std::string& text);
 
-/// Integer flag validator: ">= lo", with a one-line message.
 /// "a, b, c": registered names for a flag's help text.
 std::string join(const std::vector<std::string>& names, const char* sep = ", ");
 
+/// Integer flag validator: ">= lo", with a one-line message.
 CLI::Validator at_least(int64_t lo);
 /// Unsigned 64-bit integer, strictly: no sign, no wrap-around, no trailing text.
 CLI::Validator unsigned_integer();
