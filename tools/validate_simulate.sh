@@ -8,8 +8,10 @@
 #   tools/validate_simulate.sh build/bin/moe-ep OUTDIR [RANKS="2 4"] [SCENARIOS="balanced 80:1 95:1"] [RUNS=3]
 #
 # The shape flags (calibrate, compare, simulate) come from $SHAPE (default:
-# --preset small), the run's from $RUN (default: --steps 3 --layers 2),
-# calibrate's own from $CALIBRATE (default: --budget 20).
+# --preset small), the run's from $RUN (default: --steps 10 --layers 2; a
+# --tokens there goes to calibrate too: its layer-steps, to which it fits
+# compute_units, then have the run's size), calibrate's own from $CALIBRATE
+# (default: --budget 20).
 # EMULATE=8 adds the `emulate` rows: per scenario a calibration on 1 rank,
 # then `emulate --ranks 8` (median of 5 repeats after 1 warm-up: its
 # makespan_s is the slowest emulated rank's expert compute of one
@@ -19,8 +21,9 @@ set -euo pipefail
 moe_ep=$1 out=$2
 ranks=${3:-"2 4"} scenarios=${4:-"balanced 80:1 95:1"} runs=${5:-3}
 shape=${SHAPE:-"--preset small"}
-run_flags=${RUN:-"--steps 3 --layers 2"}
+run_flags=${RUN:-"--steps 10 --layers 2"}
 calibrate_flags=${CALIBRATE:-"--budget 20"}
+if [[ " $run_flags " =~ \ --tokens\ ([0-9]+)\  ]]; then calibrate_flags+=" --tokens ${BASH_REMATCH[1]}"; fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
 mkdir -p "$out"

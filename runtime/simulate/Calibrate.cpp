@@ -1,6 +1,9 @@
 #include "runtime/simulate/Calibrate.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <stdexcept>
 #include <sys/mman.h>
@@ -19,7 +22,7 @@
 #include "runtime/layer/MemoryTracker.hpp"
 #include "runtime/layer/MoeLayer.hpp"
 #include "runtime/layer/PhaseTimer.hpp"
-#include "runtime/layer/Router.hpp"
+#include "runtime/simulate/Simulation.hpp"
 #include "runtime/workload/RoutingSources.hpp"
 #include "runtime/workload/Scenario.hpp"
 #include "runtime/workload/Tokens.hpp"
@@ -64,6 +67,28 @@ double time_runs(Communicator& comm, double min_time, Who who, F&& body) {
   return sum / static_cast<double>(all.size());
 }
 
+// The CPUs the ranks on this rank's node may run on: the union of their
+// affinity masks (a rank bound to one core sees one; ranks left unbound see
+// the node's, or their Slurm cgroup's). Collective. 0 when unknown.
+int node_cpus(Communicator& comm) {
+  constexpr size_t kWords = CPU_SETSIZE / 64;
+  std::vector<int64_t> mine(kWords, 0), all(kWords * static_cast<size_t>(comm.size()));
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const bool known = sched_getaffinity(0, sizeof set, &set) == 0;
+  for (int c = 0; known && c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &set)) mine[static_cast<size_t>(c) / 64] |= int64_t{1} << (c % 64);
+  comm.allgather(mine, all);
+  const std::vector<int>& node = comm.node_of_rank();
+  std::vector<int64_t> mask(kWords, 0);
+  for (int r = 0; r < comm.size(); ++r)
+    if (node[static_cast<size_t>(r)] == node[static_cast<size_t>(comm.rank())])
+      for (size_t w = 0; w < kWords; ++w) mask[w] |= all[static_cast<size_t>(r) * kWords + w];
+  int cpus = 0;
+  for (int64_t w : mask) cpus += std::popcount(static_cast<uint64_t>(w));
+  return cpus;
+}
+
 template <class F>
 double time_together(Communicator& comm, double min_time, F&& body) {
   return time_runs(comm, min_time, Who::Together, std::forward<F>(body));
@@ -79,15 +104,28 @@ LinkModel fit_link(double t_small, int64_t small, double t_large, int64_t large)
   return l;
 }
 
-// The layer's own stages around the expert blocks, per local slot, as the
-// runtime runs them (its allocations and cold caches included, which a
-// tight loop over one function would miss): EP layer-steps of balanced
-// routing on these ranks, the same routing each time (after two warm-up
-// steps that grow the step buffers, so no first touch is timed); each rank's
-// median busy time of the plan stage (counts, plan, dispatch layout), the
-// dispatch's permute and the combine; mean over ranks. Busy time is the
-// thread's CPU time, so ranks sharing cores do not inflate it.
-void measure_layer_stages(const CalibrateConfig& cfg, Communicator& comm, ShapeCalibration& sc) {
+// The layer's own stages around the expert blocks, as `compare` runs them
+// (a barrier before each layer-step, fresh tokens every step, the layer's
+// allocations and cold caches included: timing build_dispatch_layout or the
+// router in a tight loop had measured 1.6-3.5x less than the layer spends).
+// Two sets of layer-steps on these ranks, each after two warm-up steps that
+// grow the step buffers (no first touch is timed):
+//   A. EP on balanced routing: every routed slot is kept;
+//   B. capacity-dropping (factor 0.25) on the --scenario's routing: most are
+//      dropped.
+// Per stage each rank's median busy time (the thread's CPU time, so ranks
+// sharing cores do not inflate it), mean over ranks. The route is per token
+// (set B: the scenario's sampler). The plan and the combine each have a part
+// per routed slot (counting, the gate-weighted sum over K) and a part per
+// kept slot (the dispatch and exchange layout, the returned rows): A and B
+// separate the two. The permute moves kept slots only.
+// Returns set A's layer-step: its tokens per rank and its wall time (the
+// slowest rank's, median over the steps), what fit_compute_units reproduces.
+struct BalancedStep {
+  int64_t tokens = 0;
+  double wall_s = 0.0;
+};
+BalancedStep measure_layer_stages(const CalibrateConfig& cfg, Communicator& comm, ShapeCalibration& sc) {
   const ModelShape& s = cfg.shape;
   const int me = comm.rank();
   // Enough tokens for per-slot rates, few enough that the expert blocks
@@ -96,37 +134,101 @@ void measure_layer_stages(const CalibrateConfig& cfg, Communicator& comm, ShapeC
                                         std::max<int64_t>(64, s.tokens));
   MemoryTracker tracker;
   LayerWorkspaces ws(tracker, s);
-  const ScenarioSpec balanced = ScenarioSpec::parse("balanced");
-  MoeLayer layer(s, 0, cfg.seed, scenario_source(balanced, s, 0.0), comm, tracker, ws);
-  const auto ep = make_policy(kBaselinePolicy, PolicyParams{});
   Matrix x(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("cal_layer_x")), static_cast<size_t>(T),
            static_cast<size_t>(s.hidden));
   Matrix out(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("cal_layer_out")), static_cast<size_t>(T),
              static_cast<size_t>(s.hidden));
-  generate_tokens(s, cfg.seed, 0, 0, T * me, x);
-  std::vector<double> plan, permute, combine;
-  for (int i = 0; i < 7; ++i) {
-    StepRecord rec = layer.forward(x, RoutingKey{cfg.seed, 0, 0, T * me}, *ep, out);
-    if (i < 2) continue;
-    const double slots = static_cast<double>(std::max<int64_t>(1, rec.slots_routed));
-    plan.push_back(rec.times.busy_of(Phase::Plan) / slots);
-    permute.push_back(rec.times.busy_of(Phase::Dispatch) / slots);
-    combine.push_back(rec.times.busy_of(Phase::Combine) / slots);
-  }
-  auto mean_over_ranks = [&](std::vector<double> v) {
-    const double mine = median_of(std::move(v));
+  struct Stages {
+    double route = 0, plan = 0, permute = 0, combine = 0, routed = 0, kept = 0;  // medians on this rank
+    double wall = 0;  // median over steps of the slowest rank's layer-step
+  };
+  auto run_set = [&](const ScenarioSpec& routing, const char* policy_name, const PolicyParams& params) {
+    MoeLayer layer(s, 0, cfg.seed, scenario_source(routing, s, 0.0), comm, tracker, ws);
+    const auto policy = make_policy(policy_name, params);
+    std::vector<double> route, plan, permute, combine, routed, kept, wall;
+    for (int step = 0; step < 7; ++step) {
+      generate_tokens(s, cfg.seed, step, 0, T * me, x);
+      comm.barrier();  // as compare starts every policy's layer-step
+      StepRecord rec = layer.forward(x, RoutingKey{cfg.seed, step, 0, T * me}, *policy, out);
+      const double slowest = comm.allreduce_max(rec.times.wall_total());
+      if (step < 2) continue;
+      wall.push_back(slowest);
+      route.push_back(rec.times.busy_of(Phase::Route));
+      plan.push_back(rec.times.busy_of(Phase::Plan));
+      permute.push_back(rec.times.busy_of(Phase::Dispatch));
+      combine.push_back(rec.times.busy_of(Phase::Combine));
+      routed.push_back(static_cast<double>(rec.slots_routed));
+      kept.push_back(static_cast<double>(rec.slots_routed - rec.slots_dropped));
+    }
+    return Stages{median_of(route),  median_of(plan), median_of(permute), median_of(combine),
+                  median_of(routed), median_of(kept), median_of(wall)};
+  };
+  auto mean_over_ranks = [&](double mine) {
     std::vector<double> all(static_cast<size_t>(comm.size()));
     comm.allgather(std::span<const double>(&mine, 1), all);
     double sum = 0.0;
     for (double a : all) sum += a;
     return sum / static_cast<double>(all.size());
   };
-  sc.layout_s_per_slot = mean_over_ranks(plan);
-  sc.permute_s_per_slot = mean_over_ranks(permute);
-  sc.combine_s_per_slot = mean_over_ranks(combine);
+  const Stages A = run_set(ScenarioSpec::parse("balanced"), kBaselinePolicy, PolicyParams{});
+  const Stages B = run_set(cfg.scenario, "capacity", PolicyParams{}.set("capacity-factor", 0.25));
+  // cost = per_routed * routed + per_kept * kept, from A (kept = routed) and B.
+  auto split = [&](double a, double b, double& per_routed, double& per_kept) {
+    const double R = std::max(1.0, A.routed), dropped = A.routed - B.kept;
+    per_kept = dropped > 0.0 ? std::max(0.0, (a - b) / dropped) : 0.0;
+    per_routed = std::max(0.0, a / R - per_kept);
+    per_kept = a / R - per_routed;  // the two add up to A's rate
+  };
+  split(mean_over_ranks(A.plan), mean_over_ranks(B.plan), sc.layout_s_per_slot, sc.layout_s_per_kept_slot);
+  split(mean_over_ranks(A.combine), mean_over_ranks(B.combine), sc.combine_s_per_slot, sc.combine_s_per_kept_slot);
+  sc.permute_s_per_slot = mean_over_ranks(A.permute) / std::max(1.0, A.kept);
+  sc.route_s_per_token = mean_over_ranks(B.route) / static_cast<double>(T);
+  return {T, A.wall};
+}
+
+// What the model predicts for set A's layer-step (EP, balanced routing, T
+// tokens per rank, after a warm-up: no first touch) on machine `m`.
+double simulated_balanced_step(const Machine& m, const ModelShape& shape, int64_t tokens, int P, uint64_t seed) {
+  SimulationConfig c;
+  c.machine = m;
+  c.ranks = P;
+  c.ranks_per_node = m.ranks_per_node;
+  c.run.shape = shape;
+  c.run.shape.tokens = tokens;
+  c.run.scenario = ScenarioSpec::parse("balanced");
+  c.run.seed = seed;
+  c.run.policies = {kBaselinePolicy};
+  return simulate(c).comparison.policies.front().wall_s;
 }
 
 }  // namespace
+
+// Ranks of a CPU node: the expert blocks run on every rank at once measure
+// how the compute shares the cores and memory bandwidth, but not what ranks
+// taking turns on the cores cost the short stages and each collective (the
+// waits for ranks the scheduler has descheduled, cache refills after each
+// switch), nor the layer's exchanges beyond the all-to-all benchmark. The
+// units are the value in [1, ranks] at which the model reproduces the
+// balanced EP layer-steps measured by measure_layer_stages: a one-parameter
+// fit on the calibration's own run (the model's wall time falls as units
+// grow; bisection).
+double fit_compute_units(Machine& m, const ModelShape& shape, int64_t tokens, double measured_wall_s, int P,
+                         uint64_t seed, double max_units) {
+  Calibration& cal = *m.calibration;
+  auto wall_at = [&](double units) {
+    cal.compute_units = units;
+    return simulated_balanced_step(m, shape, tokens, P, seed);
+  };
+  double lo = 1.0, hi = std::max(1.0, static_cast<double>(m.ranks_per_node));
+  if (max_units >= 1.0) hi = std::min(hi, max_units);
+  if (wall_at(hi) >= measured_wall_s) return hi;
+  if (wall_at(lo) <= measured_wall_s) return lo;
+  for (int i = 0; i < 40 && hi - lo > 1e-3; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (wall_at(mid) > measured_wall_s ? lo : hi) = mid;
+  }
+  return cal.compute_units = 0.5 * (lo + hi);
+}
 
 Machine calibrate(const CalibrateConfig& cfg, Communicator& comm, const CalibrateProgress& progress) {
   const ModelShape& s = cfg.shape;
@@ -149,6 +251,10 @@ Machine calibrate(const CalibrateConfig& cfg, Communicator& comm, const Calibrat
   // blocks pushed out of cache: successive runs cycle through as many
   // distinct experts as a rank holds (at most 256 MiB of weights).
   const int node_ranks = comm.ranks_on_node(comm.node_of_rank()[0]);
+  // No more units than ranks, nor than the CPUs they may run on (4 ranks on
+  // the 2-core VM once measured 3.08 "units": t_alone timed in a slow moment).
+  const int cpus = node_cpus(comm);
+  const double max_units = static_cast<double>(cpus > 0 ? std::min(node_ranks, cpus) : node_ranks);
   double compute_units = 0.0;
   {
     const ActivationParams act = activation_params(s);
@@ -202,7 +308,7 @@ Machine calibrate(const CalibrateConfig& cfg, Communicator& comm, const Calibrat
       // once. Measured on the first block of >= 20 ms (or the last one).
       if (P > 1 && compute_units == 0.0 && (t >= 0.02 || last)) {
         const double t_all = time_runs(comm, cfg.min_time_s, Who::Together, block);
-        compute_units = std::clamp(node_ranks * t / t_all, 1.0, static_cast<double>(node_ranks));
+        compute_units = std::clamp(node_ranks * t / t_all, 1.0, max_units);
         char units[160];
         std::snprintf(units, sizeof units,
                       "compute units: %.2f of %d rank(s) (%lld rows: %.3e s alone, %.3e s together)", compute_units,
@@ -216,28 +322,20 @@ Machine calibrate(const CalibrateConfig& cfg, Communicator& comm, const Calibrat
     }
   }
 
-  // Routing (the router's GEMM, the scenario's sampler, the gates) per token,
-  // rank 0 alone; then the layer's stages around the expert blocks.
-  MemoryTracker tracker;
+  // The router and the layer's stages around the expert blocks; then row
+  // copies and the communicator.
+  const BalancedStep balanced = measure_layer_stages(cfg, comm, sc);
+  say("route: " + std::to_string(sc.route_s_per_token * 1e9) + " ns per token");
+  say("layer stages: plan " + std::to_string(sc.layout_s_per_slot * 1e9) + " ns per slot + " +
+      std::to_string(sc.layout_s_per_kept_slot * 1e9) + " ns per kept slot, permute " +
+      std::to_string(sc.permute_s_per_slot * 1e9) + " ns per kept slot, combine " +
+      std::to_string(sc.combine_s_per_slot * 1e9) + " ns per slot + " +
+      std::to_string(sc.combine_s_per_kept_slot * 1e9) + " ns per kept slot");
   const int64_t T = std::max<int64_t>(1, s.tokens);
   Matrix x(Kokkos::view_alloc(Kokkos::WithoutInitializing, std::string("cal_tokens")), static_cast<size_t>(T),
            static_cast<size_t>(D));
   generate_tokens(s, cfg.seed, 0, 0, T * me, x);
-  const Router router(s, 0, cfg.seed, scenario_source(cfg.scenario, s, 0.0), tracker);
-  Routing routing;
-  sc.route_s_per_token = time_runs(comm, cfg.min_time_s, Who::Alone,
-                                   [&] {
-                                     routing = router.route(x, RoutingKey{cfg.seed, 0, 0, T * me});
-                                     Kokkos::fence();
-                                   }) /
-                         static_cast<double>(T);
-  say("route: " + std::to_string(sc.route_s_per_token * 1e9) + " ns per token");
   const int64_t slots = T * s.top_k;
-  measure_layer_stages(cfg, comm, sc);
-  say("layer stages per slot: plan " + std::to_string(sc.layout_s_per_slot * 1e9) + " ns, permute " +
-      std::to_string(sc.permute_s_per_slot * 1e9) + " ns, combine " + std::to_string(sc.combine_s_per_slot * 1e9) +
-      " ns");
-
   // Row copies: gather_rows of the rank's slots (the regroup into expert-major
   // rows and back moves rows this way), rank 0 alone.
   Calibration cal;
@@ -337,6 +435,21 @@ Machine calibrate(const CalibrateConfig& cfg, Communicator& comm, const Calibrat
   cal.date = iso8601_utc_now();
   cal.shapes.push_back(std::move(sc));
   m.calibration = std::move(cal);
+  // Host builds: the node's ranks share its cores, caches and memory
+  // bandwidth; the units are fitted to the layer-steps (fit_compute_units).
+  // Device builds: a GPU per rank, the block figure stands.
+  if constexpr (std::is_same_v<MemSpace, Kokkos::HostSpace>) {
+    if (P > 1 && node_ranks > 1) {
+      const double fitted = fit_compute_units(m, s, balanced.tokens, balanced.wall_s, P, cfg.seed, max_units);
+      char line[200];
+      std::snprintf(line, sizeof line,
+                    "compute units: %.2f, fitted to the balanced EP layer-step (%.3e s measured); the blocks gave %.2f",
+                    fitted, balanced.wall_s, compute_units);
+      say(line);
+      m.calibration->compute_units_blocks = compute_units;
+      m.calibration->compute_units = fitted;
+    }
+  }
   return m;
 }
 

@@ -36,6 +36,15 @@ using CalibrateProgress = std::function<void(const std::string& line)>;
 /// all-to-all, inter_node = the same: one node measures no inter-node link).
 Machine calibrate(const CalibrateConfig& config, Communicator& comm, const CalibrateProgress& progress = {});
 
+/// The compute units in [1, min(m.ranks_per_node, max_units)] (max_units <
+/// 1: no second bound) at which `simulate` of one EP layer-step of balanced
+/// routing (`tokens` per rank, on `ranks` ranks, after a warm-up) takes
+/// `measured_wall_s` on `m` (bisection; the bound when even it is off). Sets
+/// m.calibration->compute_units to it and returns it. calibrate uses it on
+/// CPU nodes, bounded by their CPUs (docs/simulation.md).
+double fit_compute_units(Machine& m, const ModelShape& shape, int64_t tokens, double measured_wall_s, int ranks,
+                         uint64_t seed, double max_units = 0.0);
+
 /// `base` with the shapes of `add` merged in (same dtype; a shape measured in
 /// both takes `add`'s) and `add`'s links and rates.
 Machine merge_calibration(const Machine& base, const Machine& add);

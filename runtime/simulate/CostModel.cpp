@@ -68,9 +68,10 @@ double CostModel::route_s(int64_t tokens) const {
          2.0 * machine_.launch_overhead_s;
 }
 
-double CostModel::layout_s(int64_t slots) const {
-  const double per_slot = cal_ ? cal_->layout_s_per_slot : machine_.layout_s_per_slot;
-  return per_slot * static_cast<double>(std::max<int64_t>(0, slots));
+double CostModel::layout_s(int64_t slots, int64_t kept) const {
+  if (!cal_) return machine_.layout_s_per_slot * static_cast<double>(std::max<int64_t>(0, slots));
+  return cal_->layout_s_per_slot * static_cast<double>(std::max<int64_t>(0, slots)) +
+         cal_->layout_s_per_kept_slot * static_cast<double>(std::max<int64_t>(0, kept));
 }
 
 double CostModel::copy_s(int64_t bytes) const {
@@ -84,14 +85,12 @@ double CostModel::permute_s(int64_t slots) const {
   return copy_s(slots * row_bytes_);
 }
 
-double CostModel::combine_s(int64_t slots) const {
+double CostModel::combine_s(int64_t slots, int64_t kept) const {
   if (slots <= 0) return 0.0;
-  if (cal_ && cal_->combine_s_per_slot > 0.0) return cal_->combine_s_per_slot * static_cast<double>(slots);
+  if (cal_ && cal_->combine_s_per_slot + cal_->combine_s_per_kept_slot > 0.0)
+    return cal_->combine_s_per_slot * static_cast<double>(slots) +
+           cal_->combine_s_per_kept_slot * static_cast<double>(std::max<int64_t>(0, kept));
   return copy_s(slots * row_bytes_);
-}
-
-double CostModel::sharing(int ranks) const {
-  return units_ > 0.0 ? std::max(1.0, static_cast<double>(ranks) / units_) : 1.0;
 }
 
 double CostModel::first_touch_s(int64_t bytes) const {

@@ -35,22 +35,22 @@ class CostModel {
   /// (2*T*D*N FLOPs) against the peak and T*(D+N) elements against memory
   /// bandwidth, + 2 launches.
   double route_s(int64_t tokens) const;
-  /// Host-side planning of `slots` local slots (dispatch and exchange layout).
-  double layout_s(int64_t slots) const;
+  /// Host-side planning of `slots` local slots of which `kept` are kept
+  /// (counts, plan, dispatch and exchange layout): the calibrated rates per
+  /// slot and per kept slot, else the machine's rate per slot.
+  double layout_s(int64_t slots, int64_t kept) const;
   /// Copying `bytes` of rows (permute, regroup, combine): bytes / copy
   /// bandwidth (calibrated, else half the memory bandwidth) + 1 launch.
   double copy_s(int64_t bytes) const;
   /// The dispatch's permute of `slots` kept local slots: the calibrated
   /// per-slot time (the layer's own stage), else copy_s of their rows.
   double permute_s(int64_t slots) const;
-  /// The combine's gate-weighted sum over `slots` local slots: calibrated per
-  /// slot, else copy_s of their rows.
-  double combine_s(int64_t slots) const;
-  /// How much slower each of `ranks` ranks of one node runs when they all
-  /// compute at once: ranks / compute_units when the calibration measured
-  /// fewer units than ranks (ranks share cores), else 1.
-  double sharing(int ranks) const;
-  /// The calibrated compute units per node (0: one per rank).
+  /// The combine's gate-weighted sum over `slots` local slots of which
+  /// `kept` were computed: calibrated per slot and per kept slot, else
+  /// copy_s of the slots' rows.
+  double combine_s(int64_t slots, int64_t kept) const;
+  /// The calibrated compute units per node (0: one per rank), which the
+  /// node's ranks share by processor sharing in every local stage.
   double compute_units() const { return units_; }
   int ranks_per_node() const { return ranks_per_node_; }
   /// Growing a workspace to `bytes` (the runtime's buffers only grow, shared

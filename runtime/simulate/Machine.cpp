@@ -88,6 +88,9 @@ ShapeCalibration shape_calibration(const json& j, const std::string& what, const
   s.layout_s_per_slot = number(j, "layout_s_per_slot", what, p, true);
   if (j.contains("permute_s_per_slot")) s.permute_s_per_slot = number(j, "permute_s_per_slot", what, p, true);
   if (j.contains("combine_s_per_slot")) s.combine_s_per_slot = number(j, "combine_s_per_slot", what, p, true);
+  for (auto [name, field] : {std::pair{"layout_s_per_kept_slot", &s.layout_s_per_kept_slot},
+                             std::pair{"combine_s_per_kept_slot", &s.combine_s_per_kept_slot}})
+    if (j.contains(name)) *field = number(j, name, what, p, true);
   return s;
 }
 
@@ -104,6 +107,7 @@ Calibration calibration(const json& j, const std::string& what) {
     c.compute_units = number(j, "compute_units", what, p, true);
     if (c.compute_units > 0.0 && c.compute_units < 1.0) bad(what, p + "compute_units", "must be 0 or >= 1");
   }
+  if (j.contains("compute_units_blocks")) c.compute_units_blocks = number(j, "compute_units_blocks", what, p, true);
   if (j.contains("alltoall")) c.alltoall = link(j, "alltoall", what, p);
   if (j.contains("p2p")) c.p2p = link(j, "p2p", what, p);
   if (j.contains("shapes")) {
@@ -194,12 +198,15 @@ std::string machine_json(const Machine& m) {
                  {"layout_s_per_slot", s.layout_s_per_slot}};
       if (s.permute_s_per_slot > 0.0) sj["permute_s_per_slot"] = s.permute_s_per_slot;
       if (s.combine_s_per_slot > 0.0) sj["combine_s_per_slot"] = s.combine_s_per_slot;
+      if (s.layout_s_per_kept_slot > 0.0) sj["layout_s_per_kept_slot"] = s.layout_s_per_kept_slot;
+      if (s.combine_s_per_kept_slot > 0.0) sj["combine_s_per_kept_slot"] = s.combine_s_per_kept_slot;
       shapes.push_back(sj);
     }
     json cj = {{"dtype", c.dtype}, {"ranks", c.ranks}, {"host", c.host},
                {"date", c.date},   {"shapes", shapes}, {"copy_bandwidth", c.copy_bandwidth}};
     if (c.first_touch_bandwidth > 0.0) cj["first_touch_bandwidth"] = c.first_touch_bandwidth;
     if (c.compute_units > 0.0) cj["compute_units"] = c.compute_units;
+    if (c.compute_units_blocks > 0.0) cj["compute_units_blocks"] = c.compute_units_blocks;
     if (c.alltoall) cj["alltoall"] = link_json(*c.alltoall);
     if (c.p2p) cj["p2p"] = link_json(*c.p2p);
     j["calibration"] = cj;

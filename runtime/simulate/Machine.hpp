@@ -29,10 +29,13 @@ struct ShapeCalibration {
   Activation activation = Activation::SwiGLU;
   std::vector<int64_t> rows;      // expert-block rows, ascending
   std::vector<double> seconds;    // one expert block (gate/up GEMM, activation, down GEMM) of that many rows
-  double route_s_per_token = 0;   // the router (logits GEMM, top-K, gates) per token
-  double layout_s_per_slot = 0;   // the plan stage per local slot: counts, plan, dispatch and exchange layout
+  double route_s_per_token = 0;   // the router (logits GEMM, the scenario's sampler, top-K, gates) per token
+  double layout_s_per_slot = 0;   // the plan stage (counts, plan, dispatch and exchange layout) per local slot
   double permute_s_per_slot = 0;  // the dispatch's permute per kept local slot (0: row-copy model)
-  double combine_s_per_slot = 0;  // the combine's gate-weighted sum per local slot (0: row-copy model)
+  double combine_s_per_slot = 0;  // the combine's gate-weighted sum per local slot (0 with the next: row copies)
+  // The parts of the plan and the combine that grow with the kept slots
+  // rather than the routed ones, per kept local slot (absent: 0).
+  double layout_s_per_kept_slot = 0, combine_s_per_kept_slot = 0;
   bool operator==(const ShapeCalibration&) const = default;
 };
 
@@ -41,8 +44,11 @@ struct Calibration {
   int ranks = 1;               // ranks that ran concurrently on the node while measuring
   // How many of a node's ranks compute at full speed at once (ranks x t_alone
   // / t_together of one expert block); 0: not measured, every rank has its
-  // own core or GPU. The tables hold one rank's times alone.
-  double compute_units = 0.0;
+  // own core or GPU. The tables hold one rank's times alone. When that is
+  // fewer than the ranks (they share cores), calibrate fits the units to its
+  // balanced layer-steps and keeps the block figure in compute_units_blocks
+  // (information only; 0: not fitted).
+  double compute_units = 0.0, compute_units_blocks = 0.0;
   std::string host;  // where it was measured
   std::string date;  // ISO 8601
   std::vector<ShapeCalibration> shapes;

@@ -47,29 +47,38 @@ std::vector<double> shared_finish(const std::vector<double>& start, const std::v
   double t = 1e300;  // the first start of a rank with work
   for (size_t i = 0; i < n; ++i)
     if (!done[i]) t = std::min(t, start[i]);
+  // Event by event: the next rank to finish (the one with the least work
+  // left; ties finish together) or the next rank to start.
   while (remaining > 0) {
     size_t k = 0;
-    double next = 1e300;
+    double next_start = 1e300, least = 1e300;
     for (size_t i = 0; i < n; ++i) {
       if (done[i]) continue;
-      if (start[i] <= t)
+      if (start[i] <= t) {
         ++k;
-      else
-        next = std::min(next, start[i]);
-    }
-    const double rate = k > 0 ? std::min(1.0, units / static_cast<double>(k)) : 0.0;
-    for (size_t i = 0; i < n; ++i)
-      if (!done[i] && start[i] <= t) next = std::min(next, t + left[i] / rate);
-    for (size_t i = 0; i < n; ++i) {
-      if (done[i] || start[i] > t) continue;
-      left[i] -= (next - t) * rate;
-      if (left[i] <= 1e-12 * demand[i]) {
-        done[i] = 1;
-        finish[i] = next;
-        --remaining;
+        least = std::min(least, left[i]);
+      } else {
+        next_start = std::min(next_start, start[i]);
       }
     }
-    t = next;
+    if (k == 0) {
+      t = next_start;
+      continue;
+    }
+    const double rate = std::min(1.0, units / static_cast<double>(k));
+    const bool finishes = t + least / rate <= next_start;
+    const double dt = finishes ? least / rate : next_start - t;
+    for (size_t i = 0; i < n; ++i) {
+      if (done[i] || start[i] > t) continue;
+      if (finishes && left[i] <= least) {
+        done[i] = 1;
+        finish[i] = t + dt;
+        --remaining;
+      } else {
+        left[i] -= dt * rate;
+      }
+    }
+    t += dt;
   }
   return finish;
 }
@@ -81,7 +90,7 @@ std::vector<StepRecord> simulate_layer_step(const CostModel& cost, const LoadMat
   const int64_t row = cost.row_bytes();
   std::vector<StepRecord> rec(static_cast<size_t>(P));
   std::vector<double> route(P), route_busy(P), plan_end(P), arrive(P), a2a(P), weights_end(P), compute(P),
-      compute_end(P);
+      compute_end(P);  // per rank, seconds from the layer-step's start
   for (int r = 0; r < P; ++r) {
     StepRecord& s = rec[static_cast<size_t>(r)];
     int64_t routed = 0;
@@ -100,40 +109,48 @@ std::vector<StepRecord> simulate_layer_step(const CostModel& cost, const LoadMat
     s.bytes_weights_recv = tr.weight_recv_intra[i] + tr.weight_recv_inter[i];
     s.bytes_weights_sent_inter_node = tr.weight_send_inter[i];
   }
-  // Ranks of one node that share its compute units: every rank routes,
-  // plans, permutes and combines at about the same time, so each of those
-  // stages runs `shared` times slower than alone; the expert compute, which
-  // starts and ends at different times, shares the units rank by rank.
+  // Every local stage (route, plan, permute, compute, combine) runs by
+  // processor sharing among the ranks of its node (shared_finish): ranks that
+  // all run a stage at once each take ranks / units times longer, a rank
+  // whose stage outlasts the others' runs alone at full speed for the rest
+  // (an EP rank computing the hot expert, or faulting in grown buffers).
   const int rpn = std::max(1, cost.ranks_per_node());
-  auto on_node = [&](int r) { return std::min(rpn, P - r / rpn * rpn); };
+  auto run_shared = [&](const std::vector<double>& start, const std::vector<double>& demand) {
+    std::vector<double> end(static_cast<size_t>(P));
+    for (int first = 0; first < P; first += rpn) {
+      const auto from = static_cast<std::ptrdiff_t>(first), to = static_cast<std::ptrdiff_t>(std::min(P, first + rpn));
+      const std::vector<double> done =
+          shared_finish(std::vector<double>(start.begin() + from, start.begin() + to),
+                        std::vector<double>(demand.begin() + from, demand.begin() + to), cost.compute_units());
+      std::copy(done.begin(), done.end(), end.begin() + from);
+    }
+    return end;
+  };
+  auto latest = [](const std::vector<double>& v) { return *std::max_element(v.begin(), v.end()); };
   // Route, then the all-gather of the counts: every rank waits for the slowest.
-  double routed_all = 0.0;
-  for (int r = 0; r < P; ++r) {
-    route_busy[r] = cost.route_s(rec[r].slots_routed / cost.top_k());
-    route[r] = route_busy[r] * cost.sharing(on_node(r));
-    routed_all = std::max(routed_all, route[r]);
-  }
-  const double gathered = routed_all + cost.allgather_s(int64_t{P} * N * static_cast<int64_t>(sizeof(int64_t)));
-  // Plan and lay out (local), permute (local), then the dispatch all-to-all.
-  double arrive_all = 0.0, a2a_all = 0.0;
-  std::vector<double> layout(P), permute(P), layout_busy(P), permute_busy(P);
+  for (int r = 0; r < P; ++r) route_busy[r] = cost.route_s(rec[r].slots_routed / cost.top_k());
+  route = run_shared(std::vector<double>(static_cast<size_t>(P), 0.0), route_busy);
+  const double gathered = latest(route) + cost.allgather_s(int64_t{P} * N * static_cast<int64_t>(sizeof(int64_t)));
+  // Plan and lay out, then permute (local, one after the other on a rank),
+  // then the dispatch all-to-all.
+  std::vector<double> layout_busy(P), permute_busy(P), local(P);
+  double a2a_all = 0.0;
   for (int r = 0; r < P; ++r) {
     const size_t i = static_cast<size_t>(r);
-    const double shared = cost.sharing(on_node(r));
-    layout_busy[i] = cost.layout_s(rec[i].slots_routed);
-    layout[i] = layout_busy[i] * shared;
-    plan_end[i] = gathered + layout[i];
+    layout_busy[i] = cost.layout_s(rec[i].slots_routed, split.kept_rows(r));
     permute_busy[i] = cost.permute_s(split.kept_rows(r)) + (growth ? growth->dispatch_s[i] : 0.0);
-    permute[i] = permute_busy[i] * shared;
-    arrive[i] = plan_end[i] + permute[i];
+    local[i] = layout_busy[i] + permute_busy[i];
     a2a[i] = cost.alltoall_s(max2(tr.token_send_intra[i], tr.token_recv_intra[i]),
                              max2(tr.token_send_inter[i], tr.token_recv_inter[i]));
-    arrive_all = std::max(arrive_all, arrive[i]);
     a2a_all = std::max(a2a_all, a2a[i]);
   }
-  const double dispatch_end = arrive_all + a2a_all;
+  arrive = run_shared(std::vector<double>(static_cast<size_t>(P), gathered), local);
+  for (int r = 0; r < P; ++r) {  // the plan's share of the rank's shared wall time
+    const size_t i = static_cast<size_t>(r);
+    plan_end[i] = gathered + (local[i] > 0.0 ? (arrive[i] - gathered) * layout_busy[i] / local[i] : 0.0);
+  }
+  const double dispatch_end = latest(arrive) + a2a_all;
   // Weights (posted after planning, sharing the links with the tokens), then compute.
-  double compute_all = 0.0;
   for (int r = 0; r < P; ++r) {
     const size_t i = static_cast<size_t>(r);
     const int64_t w_intra = max2(tr.weight_send_intra[i], tr.weight_recv_intra[i]);
@@ -150,22 +167,15 @@ std::vector<StepRecord> simulate_layer_step(const CostModel& cost, const LoadMat
     if (growth) c += growth->compute_s[i];
     compute[i] = c;
   }
-  for (int first = 0; first < P; first += rpn) {
-    const int n = std::min(rpn, P - first);
-    const std::vector<double> start(weights_end.begin() + first, weights_end.begin() + first + n);
-    const std::vector<double> demand(compute.begin() + first, compute.begin() + first + n);
-    const std::vector<double> end = shared_finish(start, demand, cost.compute_units());
-    for (size_t j = 0; j < end.size(); ++j) {
-      compute_end[static_cast<size_t>(first) + j] = end[j];
-      compute_all = std::max(compute_all, end[j]);
-    }
-  }
+  compute_end = run_shared(weights_end, compute);
+  const double compute_all = latest(compute_end);
   // Combine: the reverse all-to-all, then the gate-weighted sum (local).
   const double returned = compute_all + a2a_all;
+  std::vector<double> combine_busy(P);
+  for (int r = 0; r < P; ++r) combine_busy[r] = cost.combine_s(rec[r].slots_routed, split.kept_rows(r));
+  const std::vector<double> combined = run_shared(std::vector<double>(static_cast<size_t>(P), returned), combine_busy);
   for (int r = 0; r < P; ++r) {
     const size_t i = static_cast<size_t>(r);
-    const double combine_busy = cost.combine_s(rec[i].slots_routed);
-    const double combine_local = combine_busy * cost.sharing(on_node(r));
     PhaseTimes& T = rec[i].times;
     auto set = [&](Phase p, double start, double wall, double busy) {
       T.wall_of(p) = wall;
@@ -177,7 +187,7 @@ std::vector<StepRecord> simulate_layer_step(const CostModel& cost, const LoadMat
     set(Phase::Dispatch, plan_end[i], dispatch_end - plan_end[i], permute_busy[i]);
     set(Phase::Weights, dispatch_end, weights_end[i] - dispatch_end, 0.0);
     set(Phase::Compute, weights_end[i], compute_end[i] - weights_end[i], compute[i]);
-    set(Phase::Combine, compute_end[i], returned - compute_end[i] + combine_local, combine_busy);
+    set(Phase::Combine, compute_end[i], combined[i] - compute_end[i], combine_busy[i]);
   }
   return rec;
 }

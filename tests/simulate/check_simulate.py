@@ -145,10 +145,13 @@ def more(a):
     s = json.load(open(sim))
     assert "4 rank(s)" in s["simulation"]["compute"], s["simulation"]
     assert all(p["wall_s"] > 0 for p in s["policies"])
-    # 4 ranks share the cores they are given: at least one unit, at most one each.
+    # 4 ranks share the cores they are given: at least one unit, at most one
+    # each, from the blocks and fitted to the balanced layer-steps.
     assert 1.0 <= c["calibration"]["compute_units"] <= 4.0, c["calibration"]
+    assert 1.0 <= c["calibration"]["compute_units_blocks"] <= 4.0, c["calibration"]
     stages = c["calibration"]["shapes"][0]
-    assert stages["permute_s_per_slot"] > 0 and stages["combine_s_per_slot"] > 0, stages
+    assert stages["permute_s_per_slot"] > 0 and stages["route_s_per_token"] > 0, stages
+    assert stages["combine_s_per_slot"] + stages.get("combine_s_per_kept_slot", 0) > 0, stages
     print("calibrate on 4 ranks: ok")
     run([sys.executable, os.path.join(a.repo, "tools", "scale_study.py"), "--moe-ep", a.moe_ep, "--quick"])
     print("scale_study --quick: ok")

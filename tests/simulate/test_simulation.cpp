@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "policies/Policy.hpp"
+#include "runtime/simulate/Calibrate.hpp"
 #include "runtime/simulate/CostModel.hpp"
 #include "runtime/simulate/Machine.hpp"
 #include "runtime/simulate/Simulation.hpp"
@@ -78,7 +79,7 @@ TEST(CostModel, CalibratedTableInterpolatesAndScales) {
   EXPECT_DOUBLE_EQ(c.block_s(10), 2.0 + 0.5 * 6.0);
   EXPECT_DOUBLE_EQ(c.block_s(32), 16.0);  // past the grid: proportional to rows
   EXPECT_DOUBLE_EQ(c.route_s(8), 4.0);
-  EXPECT_DOUBLE_EQ(c.layout_s(8), 2.0);
+  EXPECT_DOUBLE_EQ(c.layout_s(8, 8), 2.0);
   EXPECT_DOUBLE_EQ(c.copy_s(200), 2.0 + 1e-6);
   EXPECT_DOUBLE_EQ(c.alltoall_s(100, 0), 0.125 + 2.0);  // the measured all-to-all replaces intra_node
   // Another dtype is not calibrated: the roofline.
@@ -225,8 +226,11 @@ TEST(Machine, BuiltinsAndCalibrationsRoundTripThroughJson) {
   EXPECT_EQ(parse_machine(machine_json(m), "round trip"), m);
   // So are compute_units and the layer stages' per-slot times.
   m.calibration->compute_units = 2.5;
+  m.calibration->compute_units_blocks = 2.75;
   m.calibration->shapes[0].permute_s_per_slot = 3e-8;
   m.calibration->shapes[0].combine_s_per_slot = 4e-8;
+  m.calibration->shapes[0].layout_s_per_kept_slot = 5e-8;
+  m.calibration->shapes[0].combine_s_per_kept_slot = 6e-8;
   EXPECT_EQ(parse_machine(machine_json(m), "round trip"), m);
 }
 
@@ -260,7 +264,7 @@ TEST(Simulation, WorkspacesGrowOnceAndChargeTheirFirstTouch) {
   EXPECT_EQ(again.dispatch_s[0] + again.dispatch_s[1] + again.compute_s[0] + again.compute_s[1], 0.0);
 }
 
-TEST(CostModel, LayerStagesAndSharingFromTheCalibration) {
+TEST(CostModel, LayerStagesFromTheCalibration) {
   Machine m = toy_machine();
   Calibration cal;
   const ModelShape shape = toy_shape();
@@ -269,19 +273,22 @@ TEST(CostModel, LayerStagesAndSharingFromTheCalibration) {
   cal.copy_bandwidth = 16.0;  // bytes/s; a row is 16 bytes
   m.calibration = cal;
   const CostModel c(m, shape, "fp32", 4, 4);
-  EXPECT_DOUBLE_EQ(c.layout_s(8), 2.0);
+  EXPECT_DOUBLE_EQ(c.layout_s(8, 8), 2.0);
+  EXPECT_DOUBLE_EQ(c.layout_s(8, 2), 2.0);  // no per-kept part: the routed slots only
   EXPECT_DOUBLE_EQ(c.permute_s(8), 4.0);
-  EXPECT_DOUBLE_EQ(c.combine_s(8), 16.0);
-  EXPECT_EQ(c.sharing(4), 1.0);  // compute_units not measured: a unit per rank
+  EXPECT_DOUBLE_EQ(c.combine_s(8, 8), 16.0);
+  // The parts per kept slot: 8 slots routed, 2 kept (capacity dropped 6).
+  m.calibration->shapes[0].layout_s_per_kept_slot = 0.125;
+  m.calibration->shapes[0].combine_s_per_kept_slot = 1.0;
+  const CostModel k(m, shape, "fp32", 4, 4);
+  EXPECT_DOUBLE_EQ(k.layout_s(8, 2), 8 * 0.25 + 2 * 0.125);
+  EXPECT_DOUBLE_EQ(k.combine_s(8, 2), 8 * 2.0 + 2 * 1.0);
   // Not calibrated: the row-copy model (8 rows of 16 bytes at 16 bytes/s + a launch).
   m.calibration->shapes[0].permute_s_per_slot = m.calibration->shapes[0].combine_s_per_slot = 0.0;
-  m.calibration->compute_units = 2.0;
+  m.calibration->shapes[0].combine_s_per_kept_slot = 0.0;
   const CostModel u(m, shape, "fp32", 4, 4);
   EXPECT_DOUBLE_EQ(u.permute_s(8), 8.0 + 1e-6);
-  EXPECT_DOUBLE_EQ(u.combine_s(8), 8.0 + 1e-6);
-  EXPECT_DOUBLE_EQ(u.sharing(4), 2.0);  // 4 ranks on 2 units
-  EXPECT_DOUBLE_EQ(u.sharing(2), 1.0);
-  EXPECT_DOUBLE_EQ(u.sharing(1), 1.0);
+  EXPECT_DOUBLE_EQ(u.combine_s(8, 8), 8.0 + 1e-6);
 }
 
 TEST(Simulation, RanksSharingComputeUnitsFinishByProcessorSharing) {
@@ -307,10 +314,10 @@ TEST(Simulation, RanksSharingComputeUnitsFinishByProcessorSharing) {
     std::vector<StepRecord> rec = simulate_layer_step(c, loads, split, tr, 0.0, nullptr);
     EXPECT_DOUBLE_EQ(rec[0].times.busy_of(Phase::Compute), 1.0);
     EXPECT_DOUBLE_EQ(rec[1].times.busy_of(Phase::Compute), 2.0);
-    // Routing (0.25 s per token; rank 1 routes 2 tokens) is shared too: wall
-    // = busy x ranks / units, busy (CPU time) unchanged.
+    // Routing (0.25 s per token) is shared the same way, but rank 1 routes
+    // its 2 tokens alone (rank 0 has no whole token): full speed at any units.
     EXPECT_DOUBLE_EQ(rec[1].times.busy_of(Phase::Route), 0.5);
-    EXPECT_DOUBLE_EQ(rec[1].times.wall_of(Phase::Route), units > 0.0 ? 0.5 * 2.0 / units : 0.5);
+    EXPECT_DOUBLE_EQ(rec[1].times.wall_of(Phase::Route), 0.5);
     return std::pair{rec[0].times.wall_of(Phase::Compute), rec[1].times.wall_of(Phase::Compute)};
   };
   // A unit per rank: each alone.
@@ -321,6 +328,76 @@ TEST(Simulation, RanksSharingComputeUnitsFinishByProcessorSharing) {
   const auto [w0, w1] = compute_walls(1.0);
   EXPECT_NEAR(w0, 2.0, 1e-12);
   EXPECT_NEAR(w1, 3.0, 1e-12);
+}
+
+// The local stages share the units like the compute: a rank whose permute
+// outlasts the other's (here: faulting in a grown receive buffer) runs alone,
+// at full speed, for the rest; equal permutes on one unit take twice as long.
+TEST(Simulation, ALongLocalStageRunsAloneOnceTheOthersAreDone) {
+  Machine m = toy_machine();
+  m.launch_overhead_s = 0.0;
+  Calibration cal;
+  const ModelShape shape = toy_shape();
+  cal.shapes.push_back(
+      {shape.hidden, shape.ffn, shape.num_experts, shape.top_k, shape.activation, {1}, {1e-9}, 0.0, 0.0, 0.0, 0.0});
+  cal.copy_bandwidth = 1e18;  // copies take no time: only the growth below counts
+  cal.compute_units = 1.0;    // two ranks on one unit
+  m.calibration = cal;
+  LoadMatrix loads(2, 8);
+  loads.at(0, 0) = 2;
+  loads.at(1, 5) = 2;
+  const Plan plan = make_policy("ep", PolicyParams{})->plan(loads, 2);
+  const WorkSplit split = split_work(plan, SlotOrderMap(loads));
+  const NodeTraffic tr = node_traffic(split, {}, 2, 16, 384);
+  const CostModel c(m, shape, "fp32", 2, 2);
+  auto permute_walls = [&](double grow0, double grow1) {
+    const WorkspaceGrowth g{{grow0, grow1}, {0.0, 0.0}};
+    std::vector<StepRecord> rec = simulate_layer_step(c, loads, split, tr, 0.0, &g);
+    EXPECT_NEAR(rec[1].times.busy_of(Phase::Dispatch), grow1, 1e-9);                   // CPU time: the demand itself
+    return rec[0].times.wall_of(Phase::Plan) + rec[0].times.wall_of(Phase::Dispatch);  // gathered -> dispatch end
+  };
+  EXPECT_NEAR(permute_walls(0.0, 3.0), 3.0, 1e-4);  // rank 1 alone
+  EXPECT_NEAR(permute_walls(3.0, 3.0), 6.0, 1e-4);  // both at half speed
+  EXPECT_NEAR(permute_walls(1.0, 3.0), 4.0, 1e-4);  // 2 s at half speed, then rank 1's last 2 s alone
+}
+
+// calibrate's fit of compute_units inverts the model: the wall time a
+// balanced EP layer-step takes at 1.5 units gives back 1.5; walls beyond what
+// 1 or all units give clamp to those bounds.
+TEST(Calibrate, FitComputeUnitsRecoversTheUnitsOfAGivenWall) {
+  Machine m = toy_machine();
+  m.ranks_per_node = 4;
+  m.launch_overhead_s = 0.0;
+  Calibration cal;
+  ModelShape shape = toy_shape();
+  cal.shapes.push_back({shape.hidden,
+                        shape.ffn,
+                        shape.num_experts,
+                        shape.top_k,
+                        shape.activation,
+                        {1, 64},
+                        {1e-3, 8e-3},
+                        1e-5,
+                        2e-6,
+                        1e-6,
+                        3e-6});
+  cal.copy_bandwidth = 1e9;
+  cal.alltoall = LinkModel{1e9, 1e-5};
+  cal.compute_units = 1.5;
+  m.calibration = cal;
+  SimulationConfig c;
+  c.machine = m;
+  c.ranks = 4;
+  c.run.shape = shape;
+  c.run.scenario = ScenarioSpec::parse("balanced");
+  c.run.policies = {"ep"};
+  const double wall = simulate(c).comparison.policies.front().wall_s;
+  Machine fit = m;
+  EXPECT_NEAR(fit_compute_units(fit, shape, shape.tokens, wall, 4, c.run.seed), 1.5, 2e-3);
+  EXPECT_NEAR(fit.calibration->compute_units, 1.5, 2e-3);
+  EXPECT_EQ(fit_compute_units(fit, shape, shape.tokens, wall * 100.0, 4, c.run.seed), 1.0);
+  EXPECT_EQ(fit_compute_units(fit, shape, shape.tokens, wall / 100.0, 4, c.run.seed), 4.0);
+  EXPECT_EQ(fit_compute_units(fit, shape, shape.tokens, wall / 100.0, 4, c.run.seed, 2.0), 2.0);  // 2 CPUs
 }
 
 TEST(Machine, BadDescriptionsNameTheField) {
