@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 #include <sys/mman.h>
 #include <type_traits>
@@ -424,10 +425,11 @@ Machine calibrate(const CalibrateConfig& cfg, Communicator& comm, const Calibrat
   m.inter_node = m.intra_node;
   m.description = "calibrated by moe-ep calibrate on " + hosts.front() + " with " + std::to_string(P) + " rank(s)";
   m.sources = {
-      "calibration: measured by moe-ep calibrate (the runtime's expert_ffn, router and gather_rows on rank 0 "
-      "alone, compute_units from every rank at once, the layer's own plan, permute and combine stages, the "
-      "communicator); peak_flops and memory_bandwidth derived from it; inter_node: not measured (one node), set "
-      "equal to intra_node"};
+      "calibration: measured by moe-ep calibrate (the runtime's expert_ffn and gather_rows on rank 0 alone, "
+      "the same blocks on every rank at once, the layer's own route, plan, permute and combine stages in "
+      "layer-steps on every rank, compute_units fitted to the balanced ones on CPU nodes, the communicator); "
+      "peak_flops and memory_bandwidth derived from it; inter_node: not measured (one node), set equal to "
+      "intra_node"};
   cal.dtype = "fp32";
   cal.ranks = P;
   cal.compute_units = compute_units;
@@ -446,6 +448,13 @@ Machine calibrate(const CalibrateConfig& cfg, Communicator& comm, const Calibrat
                     "compute units: %.2f, fitted to the balanced EP layer-step (%.3e s measured); the blocks gave %.2f",
                     fitted, balanced.wall_s, compute_units);
       say(line);
+      // A fit far below the blocks' figure means the layer-steps ran in a
+      // slow moment (another job on the node): every prediction would be slow.
+      if (fitted < 0.6 * compute_units && me == 0)
+        std::fprintf(stderr,
+                     "calibrate: warning: the fitted compute units (%.2f) are far below the expert blocks' (%.2f): "
+                     "the layer-steps ran slow, was the node busy? Re-run calibrate on an idle node.\n",
+                     fitted, compute_units);
       m.calibration->compute_units_blocks = compute_units;
       m.calibration->compute_units = fitted;
     }
