@@ -38,6 +38,15 @@ double median_of(std::vector<double> v) {
   return n == 0 ? 0.0 : (n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]));
 }
 
+// The mean of every rank's `mine`, on every rank. Collective.
+double mean_over_ranks(Communicator& comm, double mine) {
+  std::vector<double> all(static_cast<size_t>(comm.size()));
+  comm.allgather(std::span<const double>(&mine, 1), all);
+  double sum = 0.0;
+  for (double v : all) sum += v;
+  return sum / static_cast<double>(all.size());
+}
+
 // Times `body`: one warm-up run, then runs started together (a barrier
 // before each) until rank 0 has timed for min_time and at least 3 runs; a
 // rank's time is its median. Together: every rank runs `body` (which may then
@@ -61,14 +70,11 @@ double time_runs(Communicator& comm, double min_time, Who who, F&& body) {
   }
   const double mine = median_of(runs);
   if (who == Who::Alone) return comm.allreduce_max(comm.rank() == 0 ? mine : 0.0);
-  std::vector<double> all(static_cast<size_t>(comm.size()));
-  comm.allgather(std::span<const double>(&mine, 1), all);
-  double sum = 0.0;
-  for (double v : all) sum += v;
-  return sum / static_cast<double>(all.size());
+  return mean_over_ranks(comm, mine);
 }
 
-// The CPUs the ranks on this rank's node may run on: the union of their
+// The CPUs the ranks on rank 0's node (the node the calibration describes,
+// as node_ranks) may run on: the union of their
 // affinity masks (a rank bound to one core sees one; ranks left unbound see
 // the node's, or their Slurm cgroup's). Collective. 0 when unknown.
 int node_cpus(Communicator& comm) {
@@ -83,7 +89,7 @@ int node_cpus(Communicator& comm) {
   const std::vector<int>& node = comm.node_of_rank();
   std::vector<int64_t> mask(kWords, 0);
   for (int r = 0; r < comm.size(); ++r)
-    if (node[static_cast<size_t>(r)] == node[static_cast<size_t>(comm.rank())])
+    if (node[static_cast<size_t>(r)] == node.front())
       for (size_t w = 0; w < kWords; ++w) mask[w] |= all[static_cast<size_t>(r) * kWords + w];
   int cpus = 0;
   for (int64_t w : mask) cpus += std::popcount(static_cast<uint64_t>(w));
@@ -164,13 +170,6 @@ BalancedStep measure_layer_stages(const CalibrateConfig& cfg, Communicator& comm
     return Stages{median_of(route),  median_of(plan), median_of(permute), median_of(combine),
                   median_of(routed), median_of(kept), median_of(wall)};
   };
-  auto mean_over_ranks = [&](double mine) {
-    std::vector<double> all(static_cast<size_t>(comm.size()));
-    comm.allgather(std::span<const double>(&mine, 1), all);
-    double sum = 0.0;
-    for (double a : all) sum += a;
-    return sum / static_cast<double>(all.size());
-  };
   const Stages A = run_set(ScenarioSpec::parse("balanced"), kBaselinePolicy, PolicyParams{});
   const Stages B = run_set(cfg.scenario, "capacity", PolicyParams{}.set("capacity-factor", 0.25));
   // cost = per_routed * routed + per_kept * kept, from A (kept = routed) and B.
@@ -180,10 +179,11 @@ BalancedStep measure_layer_stages(const CalibrateConfig& cfg, Communicator& comm
     per_routed = std::max(0.0, a / R - per_kept);
     per_kept = a / R - per_routed;  // the two add up to A's rate
   };
-  split(mean_over_ranks(A.plan), mean_over_ranks(B.plan), sc.layout_s_per_slot, sc.layout_s_per_kept_slot);
-  split(mean_over_ranks(A.combine), mean_over_ranks(B.combine), sc.combine_s_per_slot, sc.combine_s_per_kept_slot);
-  sc.permute_s_per_slot = mean_over_ranks(A.permute) / std::max(1.0, A.kept);
-  sc.route_s_per_token = mean_over_ranks(B.route) / static_cast<double>(T);
+  split(mean_over_ranks(comm, A.plan), mean_over_ranks(comm, B.plan), sc.layout_s_per_slot, sc.layout_s_per_kept_slot);
+  split(mean_over_ranks(comm, A.combine), mean_over_ranks(comm, B.combine), sc.combine_s_per_slot,
+        sc.combine_s_per_kept_slot);
+  sc.permute_s_per_slot = mean_over_ranks(comm, A.permute) / std::max(1.0, A.kept);
+  sc.route_s_per_token = mean_over_ranks(comm, B.route) / static_cast<double>(T);
   return {T, A.wall};
 }
 

@@ -291,6 +291,16 @@ TEST(CostModel, LayerStagesFromTheCalibration) {
   EXPECT_DOUBLE_EQ(u.combine_s(8, 8), 8.0 + 1e-6);
 }
 
+// EP on the ranks of `loads`, all on one node: the split and its traffic
+// (the toy shape's 16-byte rows and 384-byte experts).
+std::pair<WorkSplit, NodeTraffic> ep_on_one_node(const LoadMatrix& loads) {
+  const int P = loads.num_ranks;
+  const Plan plan = make_policy("ep", PolicyParams{})->plan(loads, P);
+  WorkSplit split = split_work(plan, SlotOrderMap(loads));
+  NodeTraffic traffic = node_traffic(split, {}, P, 16, 384);
+  return {std::move(split), std::move(traffic)};
+}
+
 TEST(Simulation, RanksSharingComputeUnitsFinishByProcessorSharing) {
   Machine m = toy_machine();
   m.launch_overhead_s = 0.0;
@@ -305,9 +315,7 @@ TEST(Simulation, RanksSharingComputeUnitsFinishByProcessorSharing) {
   LoadMatrix loads(2, 8);
   loads.at(0, 0) = 1;
   loads.at(1, 5) = 4;
-  const Plan plan = make_policy("ep", PolicyParams{})->plan(loads, 2);
-  const WorkSplit split = split_work(plan, SlotOrderMap(loads));
-  const NodeTraffic tr = node_traffic(split, {}, 2, 16, 384);
+  const auto [split, tr] = ep_on_one_node(loads);
   auto compute_walls = [&](double units) {
     m.calibration->compute_units = units;
     const CostModel c(m, shape, "fp32", 2, 2);
@@ -346,9 +354,7 @@ TEST(Simulation, ALongLocalStageRunsAloneOnceTheOthersAreDone) {
   LoadMatrix loads(2, 8);
   loads.at(0, 0) = 2;
   loads.at(1, 5) = 2;
-  const Plan plan = make_policy("ep", PolicyParams{})->plan(loads, 2);
-  const WorkSplit split = split_work(plan, SlotOrderMap(loads));
-  const NodeTraffic tr = node_traffic(split, {}, 2, 16, 384);
+  const auto [split, tr] = ep_on_one_node(loads);
   const CostModel c(m, shape, "fp32", 2, 2);
   auto permute_walls = [&](double grow0, double grow1) {
     const WorkspaceGrowth g{{grow0, grow1}, {0.0, 0.0}};
