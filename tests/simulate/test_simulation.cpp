@@ -315,7 +315,11 @@ TEST(Simulation, RanksSharingComputeUnitsFinishByProcessorSharing) {
   LoadMatrix loads(2, 8);
   loads.at(0, 0) = 1;
   loads.at(1, 5) = 4;
-  const auto [split, tr] = ep_on_one_node(loads);
+  // Named references, not a structured binding: the lambdas below capture them
+  // (clang before 16 rejects capturing a binding).
+  const auto ep = ep_on_one_node(loads);
+  const WorkSplit& split = ep.first;
+  const NodeTraffic& tr = ep.second;
   auto compute_walls = [&](double units) {
     m.calibration->compute_units = units;
     const CostModel c(m, shape, "fp32", 2, 2);
@@ -354,7 +358,11 @@ TEST(Simulation, ALongLocalStageRunsAloneOnceTheOthersAreDone) {
   LoadMatrix loads(2, 8);
   loads.at(0, 0) = 2;
   loads.at(1, 5) = 2;
-  const auto [split, tr] = ep_on_one_node(loads);
+  // Named references, not a structured binding: the lambdas below capture them
+  // (clang before 16 rejects capturing a binding).
+  const auto ep = ep_on_one_node(loads);
+  const WorkSplit& split = ep.first;
+  const NodeTraffic& tr = ep.second;
   const CostModel c(m, shape, "fp32", 2, 2);
   auto permute_walls = [&](double grow0, double grow1) {
     const WorkspaceGrowth g{{grow0, grow1}, {0.0, 0.0}};
