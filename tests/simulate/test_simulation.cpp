@@ -293,7 +293,11 @@ TEST(CostModel, LayerStagesFromTheCalibration) {
 
 // EP on the ranks of `loads`, all on one node: the split and its traffic
 // (the toy shape's 16-byte rows and 384-byte experts).
-std::pair<WorkSplit, NodeTraffic> ep_on_one_node(const LoadMatrix& loads) {
+struct EpOnOneNode {
+  WorkSplit split;
+  NodeTraffic traffic;
+};
+EpOnOneNode ep_on_one_node(const LoadMatrix& loads) {
   const int P = loads.num_ranks;
   const Plan plan = make_policy("ep", PolicyParams{})->plan(loads, P);
   WorkSplit split = split_work(plan, SlotOrderMap(loads));
@@ -315,15 +319,11 @@ TEST(Simulation, RanksSharingComputeUnitsFinishByProcessorSharing) {
   LoadMatrix loads(2, 8);
   loads.at(0, 0) = 1;
   loads.at(1, 5) = 4;
-  // Named references, not a structured binding: the lambdas below capture them
-  // (clang before 16 rejects capturing a binding).
-  const auto ep = ep_on_one_node(loads);
-  const WorkSplit& split = ep.first;
-  const NodeTraffic& tr = ep.second;
+  const EpOnOneNode ep = ep_on_one_node(loads);
   auto compute_walls = [&](double units) {
     m.calibration->compute_units = units;
     const CostModel c(m, shape, "fp32", 2, 2);
-    std::vector<StepRecord> rec = simulate_layer_step(c, loads, split, tr, 0.0, nullptr);
+    std::vector<StepRecord> rec = simulate_layer_step(c, loads, ep.split, ep.traffic, 0.0, nullptr);
     EXPECT_DOUBLE_EQ(rec[0].times.busy_of(Phase::Compute), 1.0);
     EXPECT_DOUBLE_EQ(rec[1].times.busy_of(Phase::Compute), 2.0);
     // Routing (0.25 s per token) is shared the same way, but rank 1 routes
@@ -358,15 +358,11 @@ TEST(Simulation, ALongLocalStageRunsAloneOnceTheOthersAreDone) {
   LoadMatrix loads(2, 8);
   loads.at(0, 0) = 2;
   loads.at(1, 5) = 2;
-  // Named references, not a structured binding: the lambdas below capture them
-  // (clang before 16 rejects capturing a binding).
-  const auto ep = ep_on_one_node(loads);
-  const WorkSplit& split = ep.first;
-  const NodeTraffic& tr = ep.second;
+  const EpOnOneNode ep = ep_on_one_node(loads);
   const CostModel c(m, shape, "fp32", 2, 2);
   auto permute_walls = [&](double grow0, double grow1) {
     const WorkspaceGrowth g{{grow0, grow1}, {0.0, 0.0}};
-    std::vector<StepRecord> rec = simulate_layer_step(c, loads, split, tr, 0.0, &g);
+    std::vector<StepRecord> rec = simulate_layer_step(c, loads, ep.split, ep.traffic, 0.0, &g);
     EXPECT_NEAR(rec[1].times.busy_of(Phase::Dispatch), grow1, 1e-9);                   // CPU time: the demand itself
     return rec[0].times.wall_of(Phase::Plan) + rec[0].times.wall_of(Phase::Dispatch);  // gathered -> dispatch end
   };
