@@ -176,10 +176,8 @@ def more(a):
     for r in rows[:3]:
         assert sim[r[2]] > 0 and meas[r[2]] > 0, (sim, meas)
         assert abs(float(r[5]) - sim[r[2]] / meas[r[2]]) <= 0.005 + 1e-9, (r, sim, meas)
-    # The emulate rows: a measured makespan and a simulated compute time, each > 0.
-    assert all(float(r[3]) >= 0 and float(r[4]) >= 0 and float(r[5]) >= 0 for r in rows[3:]), p.stdout
-    emu = json.load(open(os.path.join(val, "E2-95_1-e.json")))["policies"]
-    assert all(q["makespan_s"] > 0 for q in emu), emu
+    # The emulate rows compare busy (CPU) times, which the load does not inflate.
+    assert all(float(r[5]) > 0 for r in rows[3:]), p.stdout
     print("validate_simulate.sh (tiny): ok")
 
 
